@@ -1,0 +1,123 @@
+"""The dbt models (staging and the books) as Dagster assets, built one trading date at a time."""
+
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from cei_assets import ownership, settings
+from cei_assets.resources import LandingZoneResource, WarehouseResource
+from cei_assets.trading_calendar import previous_trading_day, trading_day_partitions
+
+dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR)
+
+
+def dbt_executable() -> str:
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def ensure_dbt_manifest(project: DbtProject = dbt_project) -> Path:
+    """Parse the dbt project when its manifest is missing or older than its sources.
+
+    A fresh clone has no manifest; `dagster dev` would build it, but `cei run`, the daemon and
+    the tests load the definitions without it, so CEI parses on demand (about two seconds).
+    """
+    manifest = Path(project.manifest_path)
+    sources = [
+        p for folder in ("models", "macros", "tests") for p in (project.project_dir / folder).rglob("*") if p.is_file()
+    ] + [project.project_dir / "dbt_project.yml", project.project_dir / "profiles.yml"]
+    newest = max(p.stat().st_mtime for p in sources)
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
+        return manifest
+    env = {**os.environ, "CEI_WAREHOUSE": str(settings.warehouse_path())}
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    completed = subprocess.run(
+        [dbt_executable(), "parse", "--quiet", "--project-dir", str(project.project_dir),
+         "--profiles-dir", str(project.profiles_dir), "--target-path", str(manifest.parent)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if completed.returncode != 0 or not manifest.exists():
+        raise RuntimeError(f"dbt could not parse {project.project_dir}:\n{completed.stdout}\n{completed.stderr}")
+    return manifest
+
+
+class BooksTranslator(DagsterDbtTranslator):
+    """Model names as asset keys; sources map to the landing assets (see models/sources.yml)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        return "staging" if "staging" in fqn else "books"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        owner = ownership.owner_of(dbt_resource_props["name"])
+        return [owner] if owner else None
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**super().get_metadata(dbt_resource_props), **ownership.metadata_of(dbt_resource_props["name"])}
+
+
+def dbt_vars_for(business_date: dt.date, first_date: dt.date) -> dict[str, str]:
+    return {
+        "business_date": business_date.isoformat(),
+        "previous_date": previous_trading_day(business_date).isoformat(),
+        "first_date": first_date.isoformat(),
+    }
+
+
+def _previous_books_present(warehouse: WarehouseResource, previous_date: dt.date) -> bool:
+    # Cash rows are carried forward for every account every day, so they mark a built date
+    # even when the fund holds no positions.
+    with warehouse.read() as conn:
+        exists = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'books' AND table_name = 'cash_balances'"
+        ).fetchone()[0]
+        if not exists:
+            return False
+        return conn.execute(
+            "SELECT count(*) > 0 FROM books.cash_balances WHERE business_date = ?", [previous_date]
+        ).fetchone()[0]
+
+
+@dbt_assets(
+    manifest=ensure_dbt_manifest(),
+    project=dbt_project,
+    partitions_def=trading_day_partitions(),
+    dagster_dbt_translator=BooksTranslator(),
+)
+def books_dbt_assets(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    landing: LandingZoneResource,
+):
+    business_date = dt.date.fromisoformat(context.partition_key)
+    first_date = landing.first_date()
+    if first_date is None:
+        raise dg.Failure(f"the landing root {landing.path} holds no trading-date folders")
+    if business_date < first_date:
+        raise dg.Failure(
+            f"{business_date} is before the landing root's first date {first_date}: there are no books to roll from"
+        )
+    dbt_vars = dbt_vars_for(business_date, first_date)
+    if business_date != first_date and not _previous_books_present(warehouse, dt.date.fromisoformat(dbt_vars["previous_date"])):
+        raise dg.Failure(
+            f"the books for {dbt_vars['previous_date']} are not in the warehouse; the books roll forward one "
+            f"trading date at a time from {first_date}: run `cei run --date {dbt_vars['previous_date']}` first"
+        )
+    # dbt opens the DuckDB file in its own process: hold the warehouse exclusively meanwhile.
+    os.environ["CEI_WAREHOUSE"] = warehouse.path
+    with warehouse.lock(exclusive=True):
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

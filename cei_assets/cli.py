@@ -1,0 +1,372 @@
+"""The ``cei`` command line.
+
+Exit codes: 0 when the work succeeded, 1 when a run or a check failed (the output says which
+step and why), 2 on bad usage (a date that is not a trading day, an unknown fault, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cei_assets import settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="CEI: a deterministic safety layer under a fund's books, on Dagster.",
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DEFAULT_DEMO_START = dt.date(2026, 10, 1)
+
+
+def _usage_error(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+def _trading_day(text: str) -> dt.date:
+    from cei_assets.trading_calendar import parse_trading_day
+
+    try:
+        return parse_trading_day(text)
+    except ValueError as error:
+        raise _usage_error(str(error)) from None
+
+
+def _use_landing(landing: Optional[Path]) -> None:
+    if landing is not None:
+        os.environ["CEI_LANDING_DIR"] = str(landing.resolve())
+
+
+# --------------------------------------------------------------------------- generate
+
+
+@app.command()
+def generate(
+    out: Annotated[Optional[Path], typer.Argument(help="Landing root to write.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="First trading date (YYYY-MM-DD); rolls forward to a session.")] = None,
+    days: Annotated[int, typer.Option(help="Number of trading dates.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same files.")] = 7,
+    fault: Annotated[Optional[str], typer.Option(help="Inject one named fault (see --list-faults).")] = None,
+    fault_date: Annotated[Optional[str], typer.Option(help="Date of the fault (default: the last date).")] = None,
+    symbols: Annotated[int, typer.Option(help="Number of securities.")] = 16,
+    quotes_per_symbol: Annotated[int, typer.Option(help="Quotes per security, vendor and day.")] = 390,
+    orders_per_day: Annotated[int, typer.Option(help="Orders per trading date.")] = 40,
+    list_faults: Annotated[bool, typer.Option("--list-faults", help="Print the fault catalogue and exit.")] = False,
+) -> None:
+    """Write sample landing data in the landing format, version 1."""
+    from cei_assets.sample_data import FAULTS, generate_landing
+
+    if list_faults:
+        table = Table(title="Fault catalogue", show_lines=False)
+        for column in ("name", "invariant", "files", "blocking", "what it does"):
+            table.add_column(column)
+        for fault_def in FAULTS.values():
+            table.add_row(
+                fault_def.name,
+                str(fault_def.invariant or "file"),
+                ", ".join(fault_def.datasets),
+                "yes" if fault_def.blocking_expected else "warn",
+                fault_def.summary,
+            )
+        console.print(table)
+        return
+    if out is None:
+        raise _usage_error("OUT is required (the landing root to write)")
+    if start is None:
+        raise _usage_error("--start is required (YYYY-MM-DD)")
+    try:
+        start_date = dt.date.fromisoformat(start)
+        fault_day = dt.date.fromisoformat(fault_date) if fault_date else None
+    except ValueError as error:
+        raise _usage_error(f"bad date: {error}") from None
+    started = time.perf_counter()
+    try:
+        summary = generate_landing(
+            out, start_date, days, seed=seed, fault=fault, fault_date=fault_day, symbols=symbols,
+            quotes_per_symbol=quotes_per_symbol, orders_per_day=orders_per_day,
+            progress=lambda line: console.print(f"  {line}"),
+        )
+    except ValueError as error:
+        raise _usage_error(str(error)) from None
+    dates = getattr(summary, "trading_dates", None) or []
+    span = f" ({dates[0]} to {dates[-1]})" if dates else ""
+    console.print(f"wrote {len(dates)} trading date(s){span} to {out} in {time.perf_counter() - started:.1f}s")
+    if fault:
+        console.print(f"fault [bold]{fault}[/bold] injected; details in {out / '_generator.json'}")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def daily_job():
+    """The daily job as the code location defines it (module level, so it is reconstructable)."""
+    from cei_assets.definitions import defs
+    from cei_assets.jobs import DAILY_JOB
+
+    return defs.resolve_job_def(DAILY_JOB)
+
+
+def _watch_progress(instance, invocation: str, done: threading.Event) -> None:
+    """Print each step as it finishes, reading the run's events from the instance."""
+    import dagster as dg
+
+    run_id = None
+    seen = 0
+    started_at: dict[str, float] = {}
+    while not done.is_set() or run_id is not None:
+        if run_id is None:
+            records = instance.get_run_records(dg.RunsFilter(tags={"cei/invocation": invocation}), limit=1)
+            if records:
+                run_id = records[0].dagster_run.run_id
+            elif done.is_set():
+                return
+            else:
+                time.sleep(0.2)
+                continue
+        logs = instance.all_logs(run_id)
+        for entry in logs[seen:]:
+            event = entry.dagster_event
+            if event is None:
+                continue
+            name = event.event_type_value
+            if name == "STEP_START":
+                started_at[event.step_key] = entry.timestamp
+            elif name == "STEP_SUCCESS":
+                took = entry.timestamp - started_at.get(event.step_key, entry.timestamp)
+                console.print(f"  [green]ok[/green]   {event.step_key} ({took:.1f}s)")
+            elif name == "STEP_FAILURE":
+                console.print(f"  [red]FAIL[/red] {event.step_key}")
+            elif name == "STEP_SKIPPED":
+                console.print(f"  [yellow]skip[/yellow] {event.step_key}")
+        seen = len(logs)
+        if done.is_set():
+            return
+        time.sleep(0.3)
+
+
+def _failure_reasons(instance, run_id: str) -> list[str]:
+    """Why a run failed, in words: failed blocking checks first, then step errors."""
+    import dagster as dg
+
+    reasons = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data
+        if not evaluation.passed:
+            reasons.append(
+                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed: {evaluation.description}"
+            )
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        error = event.event_specific_data.error
+        message = (error.message or "").strip().splitlines()[0] if error else "unknown error"
+        if error and error.cause and "DagsterAssetCheckFailedError" not in (error.cls_name or ""):
+            message += f" ({(error.cause.message or '').strip().splitlines()[0]})"
+        if "blocking asset check failed" in message and reasons:
+            message = "stopped by the failed blocking check(s) above"
+        reasons.append(f"step {event.step_key} failed: {message}")
+    return reasons
+
+
+def run_date(business_date: dt.date, quiet: bool = False) -> bool:
+    """Materialize the daily graph for one partition through the Dagster instance."""
+    import dagster as dg
+
+    settings.configure_environment()
+    instance = dg.DagsterInstance.get()
+    invocation = uuid.uuid4().hex
+    done = threading.Event()
+    watcher = None
+    if not quiet:
+        watcher = threading.Thread(target=_watch_progress, args=(instance, invocation, done), daemon=True)
+        watcher.start()
+    started = time.perf_counter()
+    result = dg.execute_job(
+        dg.reconstructable(daily_job),
+        instance=instance,
+        tags={"dagster/partition": business_date.isoformat(), "cei/invocation": invocation, "cei/launched_by": "cli"},
+        raise_on_error=False,
+    )
+    done.set()
+    if watcher is not None:
+        watcher.join(timeout=10)
+    took = time.perf_counter() - started
+    if result.success:
+        console.print(f"[green]{business_date}: run {result.run_id[:8]} succeeded[/green] in {took:.1f}s")
+        return True
+    console.print(f"[red]{business_date}: run {result.run_id[:8]} failed[/red] after {took:.1f}s")
+    for reason in _failure_reasons(instance, result.run_id):
+        console.print(f"  - {reason}")
+    return False
+
+
+@app.command()
+def run(
+    date: Annotated[str, typer.Option("--date", help="Trading date to materialize (YYYY-MM-DD).")],
+    landing: Annotated[Optional[Path], typer.Option(help="Landing root (default: CEI_LANDING_DIR).")] = None,
+) -> None:
+    """Materialize the whole daily graph for one trading date; the run appears in the Dagster UI."""
+    business_date = _trading_day(date)
+    _use_landing(landing)
+    settings.configure_environment()
+    landing_root = settings.landing_dir()
+    if not landing_root.is_dir():
+        raise _usage_error(f"the landing root {landing_root} does not exist (set CEI_LANDING_DIR or --landing)")
+    console.print(f"running the daily graph for {business_date} from {landing_root}")
+    ok = run_date(business_date)
+    raise typer.Exit(code=0 if ok else 1)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _load_status(business_date: dt.date) -> dict:
+    import dagster as dg
+
+    from cei_assets.definitions import defs
+    from cei_assets.status import date_status
+
+    instance = dg.DagsterInstance.get()
+    return date_status(instance, defs.resolve_asset_graph(), business_date)
+
+
+def _print_status(report: dict) -> None:
+    assets = report["assets"]
+    done = sum(a["materialized"] for a in assets)
+    console.print(f"[bold]{report['date']}[/bold]: {done} of {len(assets)} assets materialized")
+    missing = [a["key"] for a in assets if not a["materialized"]]
+    if missing:
+        console.print("  not materialized: " + ", ".join(missing))
+    checks = report["checks"]
+    if not checks:
+        return
+    table = Table(show_lines=False)
+    for column in ("asset", "check", "result", "blocking", "description"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        if check["passed"] is None:
+            result = "[dim]not run[/dim]"
+        elif check["passed"]:
+            result = "[green]passed[/green]"
+        else:
+            result = "[red]FAILED[/red]" if check["severity"] == "ERROR" else "[yellow]warned[/yellow]"
+        table.add_row(check["asset"], check["name"], result, "yes" if check["blocking"] else "no", check["description"] or "")
+    console.print(table)
+    failed = [c for c in checks if c["passed"] is False]
+    passed = [c for c in checks if c["passed"]]
+    console.print(f"checks: {len(passed)} passed, {len(failed)} failed, {len(checks) - len(passed) - len(failed)} not run")
+
+
+@app.command()
+def status(
+    date: Annotated[str, typer.Option("--date", help="Trading date (YYYY-MM-DD).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What is materialized and which checks passed for one trading date."""
+    business_date = _trading_day(date)
+    settings.configure_environment()
+    report = _load_status(business_date)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _print_status(report)
+
+
+# --------------------------------------------------------------------------- demo and ui
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(help="Trading dates to generate and run.")] = 5,
+    start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")] = DEFAULT_DEMO_START.isoformat(),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Generate a few trading dates into $CEI_HOME/landing, run them in order, print the outcome."""
+    from cei_assets.sample_data import generate_landing
+
+    settings.configure_environment()
+    landing_root = settings.landing_dir()
+    console.print(f"[bold]1. Generating {days} trading dates of sample data[/bold] into {landing_root}")
+    try:
+        summary = generate_landing(
+            landing_root, dt.date.fromisoformat(start), days, seed=seed,
+            progress=lambda line: console.print(f"  {line}"),
+        )
+    except ValueError as error:
+        raise _usage_error(str(error)) from None
+    os.environ["CEI_LANDING_DIR"] = str(landing_root)
+    dates = list(summary.trading_dates)
+    console.print(f"[bold]2. Running the daily graph[/bold] for {dates[0]} to {dates[-1]} (Dagster home {settings.dagster_home()})")
+    outcomes = {}
+    for day in dates:
+        day = dt.date.fromisoformat(str(day))
+        outcomes[day] = run_date(day)
+        if not outcomes[day]:
+            console.print("[red]stopping: the next dates roll forward from this one[/red]")
+            break
+    console.print("[bold]3. What passed and failed[/bold]")
+    for day in outcomes:
+        _print_status(_load_status(day))
+    _print_books_summary(dates[-1])
+    console.print(
+        "\n[bold]Open the Dagster UI[/bold] to see the lineage, the runs and the checks:\n"
+        "  .venv/bin/cei ui        (then browse http://127.0.0.1:3000)"
+    )
+    raise typer.Exit(code=0 if all(outcomes.values()) and len(outcomes) == len(dates) else 1)
+
+
+def _print_books_summary(day) -> None:
+    from cei_assets.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource.from_environment()
+    with warehouse.read() as conn:
+        try:
+            rows = conn.execute(
+                """
+                SELECT account, base_currency, round(sum(realized_pnl_base), 2), round(sum(unrealized_pnl_base), 2),
+                       round(sum(total_pnl_base), 2)
+                FROM books.daily_pnl WHERE business_date = ? GROUP BY ALL ORDER BY account
+                """,
+                [dt.date.fromisoformat(str(day))],
+            ).fetchall()
+        except Exception:  # the books were never built (the first run failed)
+            return
+    table = Table(title=f"P&L on {day} (base currency)")
+    for column in ("account", "ccy", "realized", "unrealized", "total"):
+        table.add_column(column, justify="right" if column in ("realized", "unrealized", "total") else "left")
+    for account, ccy, realized, unrealized, total in rows:
+        table.add_row(account, ccy, f"{realized:,.2f}", f"{unrealized:,.2f}", f"{total:,.2f}")
+    console.print(table)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the Dagster webserver.")] = 3000,
+) -> None:
+    """Start the Dagster UI (dagster dev) on this project with CEI's instance."""
+    settings.configure_environment()
+    dagster = Path(sys.executable).with_name("dagster")
+    os.chdir(settings.PROJECT_ROOT)
+    os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)])
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,30 @@
+"""The CEI code location: one Definitions, assembled here."""
+
+from cei_assets import settings
+
+settings.configure_environment()
+
+import dagster as dg  # noqa: E402
+from dagster_dbt import DbtCliResource  # noqa: E402
+
+from cei_assets.assets.books import books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
+from cei_assets.assets.landing import landing_assets  # noqa: E402
+from cei_assets.jobs import (  # noqa: E402
+    daily_books_job,
+    daily_books_schedule,
+    intraday_market_data_job,
+    intraday_market_data_schedule,
+)
+from cei_assets.resources import LandingZoneResource, WarehouseResource  # noqa: E402
+
+defs = dg.Definitions(
+    assets=[*landing_assets, books_dbt_assets],
+    jobs=[daily_books_job, intraday_market_data_job],
+    schedules=[daily_books_schedule, intraday_market_data_schedule],
+    resources={
+        "warehouse": WarehouseResource.from_environment(),
+        "landing": LandingZoneResource.from_environment(),
+        # The dbt next to this interpreter: the daemon and webserver may not have the venv on PATH.
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+    },
+)

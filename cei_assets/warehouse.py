@@ -1,0 +1,166 @@
+"""The DuckDB warehouse, shared safely between runs, dbt, sensors and the command line.
+
+DuckDB lets one process open a database file for writing, and no other process may open it
+at all while it does. Dagster's default executor runs each step in its own process, dbt runs
+in a subprocess, and sensors and ``cei status`` read from yet other processes; left alone
+they would fail with lock errors. Every access therefore goes through an advisory file lock
+next to the database: writers take it exclusively, readers shared, and each holds it only
+for the statement batch at hand. Waiting is bounded and reported, never an error unless the
+wait exceeds ``lock_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from cei_assets import settings
+
+log = logging.getLogger(__name__)
+
+# Within one process the lock is re-entrant: flock() on a second descriptor of the same
+# file would deadlock against ourselves (the in-process executor, dbt inside a step).
+_held: dict[str, tuple[int, str, int]] = {}  # path -> (fd, mode, depth)
+_held_guard = threading.RLock()
+
+
+class WarehouseLockTimeout(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def warehouse_lock(database: Path, exclusive: bool, timeout_seconds: float = 900.0) -> Iterator[None]:
+    lock_path = str(database) + ".lock"
+    wanted = "exclusive" if exclusive else "shared"
+    with _held_guard:
+        held = _held.get(lock_path)
+        if held is not None:
+            fd, mode, depth = held
+            if mode == "exclusive" or not exclusive:
+                _held[lock_path] = (fd, mode, depth + 1)
+                reentered = True
+            else:
+                raise RuntimeError("cannot upgrade a shared warehouse lock to exclusive within one process")
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                fd, mode, depth = _held[lock_path]
+                _held[lock_path] = (fd, mode, depth - 1)
+        return
+
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    deadline = time.monotonic() + timeout_seconds
+    next_report = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, flag | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now > deadline:
+                    raise WarehouseLockTimeout(
+                        f"waited {timeout_seconds:.0f}s for the {wanted} lock on {database}; "
+                        "another CEI process is holding the warehouse (a long run or dbt build?)"
+                    ) from None
+                if now > next_report:
+                    log.info("waiting for the warehouse lock on %s (another CEI process is writing)", database)
+                    next_report = now + 10
+                time.sleep(0.05)
+        with _held_guard:
+            _held[lock_path] = (fd, wanted, 1)
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _, _, depth = _held[lock_path]
+                if depth > 1:  # pragma: no cover - only on unbalanced exits
+                    _held[lock_path] = (fd, wanted, depth - 1)
+                else:
+                    del _held[lock_path]
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        if lock_path not in _held:
+            os.close(fd)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (``CEI_WAREHOUSE``, default ``$CEI_HOME/warehouse.duckdb``)."""
+
+    path: str = Field(description="Path of the DuckDB database file.")
+    lock_timeout_seconds: float = Field(default=900.0, description="Longest wait for another process's lock.")
+    threads: int = Field(default=0, description="DuckDB threads; 0 lets DuckDB use every core.")
+
+    @classmethod
+    def from_environment(cls) -> WarehouseResource:
+        return cls(path=str(settings.warehouse_path()))
+
+    @property
+    def database(self) -> Path:
+        return Path(self.path)
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = True) -> Iterator[None]:
+        """Hold the warehouse without a connection, e.g. while dbt's own process writes to it."""
+        with warehouse_lock(self.database, exclusive=exclusive, timeout_seconds=self.lock_timeout_seconds):
+            yield
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock(exclusive=True):
+            conn = self._connect(read_only=False)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection; an empty in-memory database when nothing was written yet."""
+        if not self.database.exists():
+            conn = duckdb.connect(":memory:")
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
+        with self.lock(exclusive=False):
+            held_exclusive = _held.get(str(self.database) + ".lock", (0, "", 0))[1] == "exclusive"
+            # A process that already writes reads through a writable connection: DuckDB refuses
+            # a read-only handle on a file the same process has open for writing.
+            conn = self._connect(read_only=not held_exclusive)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect(str(self.database), read_only=read_only, config=self._config())
+        # Set after connecting: the time-zone setting needs ICU, which loads with the database.
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn
+
+    def _config(self) -> dict:
+        # Never fetch extensions at run time: the machine may have no internet, and no data
+        # or request leaves the firm unasked. What CEI needs (ICU, JSON, Parquet) is built in.
+        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        if self.threads:
+            config["threads"] = self.threads
+        return config

@@ -1,0 +1,2 @@
+select business_date, symbol, close, upper(currency) as currency, source
+from {{ source('landing', 'eod_prices') }}

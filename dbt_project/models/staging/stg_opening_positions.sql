@@ -1,0 +1,2 @@
+select account, symbol, quantity, avg_cost
+from {{ source('landing', 'opening_positions') }}
