@@ -6,6 +6,7 @@ step and why), 2 on bad usage (a date that is not a trading day, an unknown faul
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,8 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="CEI: a deterministic safety layer under a fund's books, on Dagster.",
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_DEMO_START = dt.date(2026, 10, 1)
 
@@ -159,8 +160,18 @@ def _watch_progress(instance, invocation: str, done: threading.Event) -> None:
         time.sleep(0.3)
 
 
+def check_failure_text(evaluation) -> str:
+    """A failed check in one sentence, whichever engine produced it."""
+    if evaluation.description:
+        return evaluation.description
+    failed_rows = evaluation.metadata.get("dagster_dbt/failed_row_count")
+    if failed_rows is not None:
+        return f"dbt test found {failed_rows.value} failing row(s)"
+    return "failed without a description"
+
+
 def _failure_reasons(instance, run_id: str) -> list[str]:
-    """Why a run failed, in words: failed blocking checks first, then step errors."""
+    """Why a run failed, in words: failed checks, then steps that failed for another reason."""
     import dagster as dg
 
     reasons = []
@@ -168,17 +179,20 @@ def _failure_reasons(instance, run_id: str) -> list[str]:
         evaluation = entry.dagster_event.event_specific_data
         if not evaluation.passed:
             reasons.append(
-                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed: {evaluation.description}"
+                f"check {evaluation.asset_key.to_user_string()} / {evaluation.check_name} failed: "
+                f"{check_failure_text(evaluation)}"
             )
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
         error = event.event_specific_data.error
-        message = (error.message or "").strip().splitlines()[0] if error else "unknown error"
-        if error and error.cause and "DagsterAssetCheckFailedError" not in (error.cls_name or ""):
-            message += f" ({(error.cause.message or '').strip().splitlines()[0]})"
-        if "blocking asset check failed" in message and reasons:
-            message = "stopped by the failed blocking check(s) above"
-        reasons.append(f"step {event.step_key} failed: {message}")
+        if error and "DagsterAssetCheckFailedError" in (error.cls_name or "") + (error.message or ""):
+            continue  # stopped by a blocking check, listed above
+        message = (error.message or "").strip() if error else "unknown error"
+        cause = error.cause if error else None
+        while cause is not None:  # the user-facing reason is the innermost error
+            message = (cause.message or message).strip()
+            cause = cause.cause
+        reasons.append(f"step {event.step_key} failed: {message.splitlines()[0] if message else 'unknown error'}")
     return reasons
 
 
@@ -195,15 +209,19 @@ def run_date(business_date: dt.date, quiet: bool = False) -> bool:
         watcher = threading.Thread(target=_watch_progress, args=(instance, invocation, done), daemon=True)
         watcher.start()
     started = time.perf_counter()
-    result = dg.execute_job(
-        dg.reconstructable(daily_job),
-        instance=instance,
-        tags={"dagster/partition": business_date.isoformat(), "cei/invocation": invocation, "cei/launched_by": "cli"},
-        raise_on_error=False,
-    )
-    done.set()
-    if watcher is not None:
-        watcher.join(timeout=10)
+    log_path = settings.cei_home() / "logs" / f"run-{business_date.isoformat()}-{invocation[:8]}.log"
+    # Dagster's event log and dbt's output go to a file (and to the UI); the terminal gets one
+    # line per step and, on failure, the reasons in words.
+    with _output_to(log_path):
+        result = dg.execute_job(
+            dg.reconstructable(daily_job),
+            instance=instance,
+            tags={"dagster/partition": business_date.isoformat(), "cei/invocation": invocation, "cei/launched_by": "cli"},
+            raise_on_error=False,
+        )
+        done.set()
+        if watcher is not None:
+            watcher.join(timeout=10)
     took = time.perf_counter() - started
     if result.success:
         console.print(f"[green]{business_date}: run {result.run_id[:8]} succeeded[/green] in {took:.1f}s")
@@ -211,7 +229,38 @@ def run_date(business_date: dt.date, quiet: bool = False) -> bool:
     console.print(f"[red]{business_date}: run {result.run_id[:8]} failed[/red] after {took:.1f}s")
     for reason in _failure_reasons(instance, result.run_id):
         console.print(f"  - {reason}")
+    console.print(f"  full log: {log_path}")
     return False
+
+
+@contextlib.contextmanager
+def _output_to(log_path: Path):
+    """Send this process's and its children's stdout and stderr to a file, keeping ``console``.
+
+    File-descriptor level, so step subprocesses (multiprocess executor) and dbt follow too.
+    """
+    global console
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    previous_console = console
+    console = Console(file=terminal, highlight=False, soft_wrap=True, force_terminal=previous_console.is_terminal)
+    with log_path.open("ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            console = previous_console
+            terminal.close()
 
 
 @app.command()
@@ -226,6 +275,8 @@ def run(
     landing_root = settings.landing_dir()
     if not landing_root.is_dir():
         raise _usage_error(f"the landing root {landing_root} does not exist (set CEI_LANDING_DIR or --landing)")
+    if not (landing_root / business_date.isoformat()).is_dir():
+        console.print(f"[yellow]the landing root has no folder {business_date}: every daily file will be reported missing[/yellow]")
     console.print(f"running the daily graph for {business_date} from {landing_root}")
     ok = run_date(business_date)
     raise typer.Exit(code=0 if ok else 1)

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook=clear_business_date()) }}
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
 
 -- Cash by account and currency at the close: the previous balance (the opening file on the
 -- first date) minus buys and fees, plus sells and cash dividends, each in its own currency.

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook=clear_business_date()) }}
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
 
 -- Daily P&L per account and security in the account's base currency.
 --   total      = end market value - start market value - net trade cash flow + dividends - fees

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook=clear_business_date()) }}
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
 
 -- USD per unit of each currency at the trading date's close, from the XXXUSD legs the spec
 -- guarantees. Cross pairs are checked against these legs, never used for valuation.

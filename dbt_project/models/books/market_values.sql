@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook=clear_business_date()) }}
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
 
 -- Every open position valued at the trading date's EOD mark, in the security's currency and
 -- in the account's base currency at the closing rate. A position without a mark or a rate has
