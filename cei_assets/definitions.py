@@ -22,8 +22,8 @@ defs = dg.Definitions(
     jobs=[daily_books_job, intraday_market_data_job],
     schedules=[daily_books_schedule, intraday_market_data_schedule],
     resources={
-        "warehouse": WarehouseResource.from_environment(),
-        "landing": LandingZoneResource.from_environment(),
+        "warehouse": WarehouseResource(path=dg.EnvVar("CEI_WAREHOUSE")),
+        "landing": LandingZoneResource(root=dg.EnvVar("CEI_LANDING_DIR")),
         # The dbt next to this interpreter: the daemon and webserver may not have the venv on PATH.
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     },

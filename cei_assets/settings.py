@@ -64,4 +64,8 @@ def configure_environment() -> None:
     dagster_yaml = home / "dagster.yaml"
     if not dagster_yaml.exists():
         dagster_yaml.write_text(_DEFAULT_DAGSTER_YAML)
+    # Resources read these through dg.EnvVar when a run starts, so every process of a
+    # deployment (CLI, daemon, webserver, step subprocesses) resolves the same paths.
+    os.environ.setdefault("CEI_WAREHOUSE", str(warehouse_path()))
+    os.environ.setdefault("CEI_LANDING_DIR", str(landing_dir()))
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
