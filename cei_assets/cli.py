@@ -28,7 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="CEI: a deterministic safety layer under a fund's books, on Dagster.",
 )
-console = Console(highlight=False, soft_wrap=True)
+# Wide when piped (logs, CI): rich would otherwise fold tables at 80 columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_DEMO_START = dt.date(2026, 10, 1)

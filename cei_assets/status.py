@@ -50,14 +50,39 @@ def asset_status(instance: dg.DagsterInstance, asset_graph, business_date: dt.da
     return rows
 
 
+def latest_check_execution(instance: dg.DagsterInstance, asset_graph, check_key: dg.AssetCheckKey, business_date: dt.date):
+    """The latest execution record of a check for one trading date, or None.
+
+    Checks declared with the trading-date partitions record their partition; others on a
+    partitioned asset (dbt tests) are matched through the partition of the run that ran them.
+    """
+    storage = instance.event_log_storage
+    spec = asset_graph.get_check_spec(check_key)
+    partition = business_date.isoformat()
+    if spec.partitions_def is not None:
+        history = storage.get_asset_check_execution_history(
+            check_key, limit=1, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        return history[0] if history else None
+    history = storage.get_asset_check_execution_history(check_key, limit=200)
+    if not _is_partitioned(asset_graph, check_key.asset_key):
+        return history[0] if history else None
+    run_ids = list(dict.fromkeys(record.run_id for record in history))
+    partition_of_run = {
+        r.dagster_run.run_id: r.dagster_run.tags.get("dagster/partition")
+        for r in instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+    } if run_ids else {}
+    for record in history:
+        if record.partition == partition or partition_of_run.get(record.run_id) == partition:
+            return record
+    return None
+
+
 def check_status(instance: dg.DagsterInstance, asset_graph, business_date: dt.date) -> list[dict]:
     rows = []
-    storage = instance.event_log_storage
     for check_key in sorted(asset_graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
         spec = asset_graph.get_check_spec(check_key)
-        partitioned = _is_partitioned(asset_graph, check_key.asset_key)
-        partition_filter = PartitionKeyFilter(key=business_date.isoformat()) if partitioned else None
-        history = storage.get_asset_check_execution_history(check_key, limit=1, partition_filter=partition_filter)
+        history = latest_check_execution(instance, asset_graph, check_key, business_date)
         row = {
             "asset": check_key.asset_key.to_user_string(),
             "name": check_key.name,
@@ -68,7 +93,7 @@ def check_status(instance: dg.DagsterInstance, asset_graph, business_date: dt.da
             "metadata": {},
         }
         if history:
-            record = history[0]
+            record = history
             evaluation = _evaluation_of(record)
             if record.status == AssetCheckExecutionRecordStatus.PLANNED or evaluation is None:
                 row["passed"] = None  # planned, still running or never reached (a failed upstream step)

@@ -27,13 +27,14 @@ def landing_asset_key(dataset: LandingDataset) -> dg.AssetKey:
 
 def _build_landing_asset(dataset: LandingDataset) -> dg.AssetsDefinition:
     key = landing_asset_key(dataset)
+    partitions_def = trading_day_partitions() if dataset.daily else None
     where = f"<landing>/<date>/{dataset.path}" if dataset.daily else f"<landing>/{dataset.path}"
 
     @dg.asset(
         key=key,
         group_name="landing",
         description=f"{dataset.description}\n\nLoaded from `{where}` into `{raw_table(dataset)}`.",
-        partitions_def=trading_day_partitions() if dataset.daily else None,
+        partitions_def=partitions_def,
         owners=[ownership.owner_of(dataset.name)],
         metadata={**ownership.metadata_of(dataset.name), "cei/landing_path": where},
         kinds={"csv", "duckdb"},
@@ -42,6 +43,7 @@ def _build_landing_asset(dataset: LandingDataset) -> dg.AssetsDefinition:
                 LANDING_FILE_CHECK,
                 asset=key,
                 blocking=True,
+                partitions_def=partitions_def,  # results are recorded per trading date
                 description=(
                     "The landing file is present, has every required column and every value parses. "
                     "Blocking: an unreadable file would make the books wrong."
