@@ -7,6 +7,7 @@ settings.configure_environment()
 import dagster as dg  # noqa: E402
 from dagster_dbt import DbtCliResource  # noqa: E402
 
+from asset_checks.dagster_checks import build_rule_checks  # noqa: E402
 from cei_assets.assets.books import books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
 from cei_assets.assets.landing import landing_assets  # noqa: E402
 from cei_assets.jobs import (  # noqa: E402
@@ -19,6 +20,7 @@ from cei_assets.resources import LandingZoneResource, WarehouseResource  # noqa:
 
 defs = dg.Definitions(
     assets=[*landing_assets, books_dbt_assets],
+    asset_checks=build_rule_checks(),
     jobs=[daily_books_job, intraday_market_data_job],
     schedules=[daily_books_schedule, intraday_market_data_schedule],
     resources={

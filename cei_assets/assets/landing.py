@@ -12,6 +12,8 @@ import datetime as dt
 
 import dagster as dg
 
+from cei_assets.check_specs import check_spec
+
 from cei_assets import ownership
 from cei_assets.ingestion import load_dataset, raw_table
 from cei_assets.landing import ALL_DATASETS, QUOTES, LandingDataset
@@ -39,7 +41,7 @@ def _build_landing_asset(dataset: LandingDataset) -> dg.AssetsDefinition:
         metadata={**ownership.metadata_of(dataset.name), "cei/landing_path": where},
         kinds={"csv", "duckdb"},
         check_specs=[
-            dg.AssetCheckSpec(
+            check_spec(
                 LANDING_FILE_CHECK,
                 asset=key,
                 blocking=True,

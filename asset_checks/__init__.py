@@ -1,0 +1,1 @@
+"""Deterministic validation: check rules as data (rules/*.yaml) and the engines that decide them."""
