@@ -193,11 +193,14 @@ def _failure_reasons(instance, run_id: str) -> list[str]:
         while cause is not None:  # the user-facing reason is the innermost error
             message = (cause.message or message).strip()
             cause = cause.cause
-        reasons.append(f"step {event.step_key} failed: {message.splitlines()[0] if message else 'unknown error'}")
+        first_line = message.splitlines()[0] if message else "unknown error"
+        # A dg.Failure is CEI's own explanation: show its words, not the exception's class.
+        first_line = first_line.removeprefix("dagster._core.definitions.events.Failure: ")
+        reasons.append(f"step {event.step_key} failed: {first_line}")
     return reasons
 
 
-def run_date(business_date: dt.date, quiet: bool = False) -> bool:
+def run_date(business_date: dt.date, quiet: bool = False, select: list | None = None) -> bool:
     """Materialize the daily graph for one partition through the Dagster instance."""
     import dagster as dg
 
@@ -219,6 +222,7 @@ def run_date(business_date: dt.date, quiet: bool = False) -> bool:
             instance=instance,
             tags={"dagster/partition": business_date.isoformat(), "cei/invocation": invocation, "cei/launched_by": "cli"},
             raise_on_error=False,
+            asset_selection=select,
         )
         done.set()
         if watcher is not None:
@@ -268,19 +272,43 @@ def _output_to(log_path: Path):
 def run(
     date: Annotated[str, typer.Option("--date", help="Trading date to materialize (YYYY-MM-DD).")],
     landing: Annotated[Optional[Path], typer.Option(help="Landing root (default: CEI_LANDING_DIR).")] = None,
+    select: Annotated[Optional[str], typer.Option(
+        help="Only these assets, comma-separated keys; a trailing + adds everything downstream (e.g. positions+).")] = None,
 ) -> None:
     """Materialize the whole daily graph for one trading date; the run appears in the Dagster UI."""
     business_date = _trading_day(date)
     _use_landing(landing)
     settings.configure_environment()
+    selection = _asset_selection(select) if select else None
     landing_root = settings.landing_dir()
     if not landing_root.is_dir():
         raise _usage_error(f"the landing root {landing_root} does not exist (set CEI_LANDING_DIR or --landing)")
     if not (landing_root / business_date.isoformat()).is_dir():
         console.print(f"[yellow]the landing root has no folder {business_date}: every daily file will be reported missing[/yellow]")
     console.print(f"running the daily graph for {business_date} from {landing_root}")
-    ok = run_date(business_date)
+    ok = run_date(business_date, select=selection)
     raise typer.Exit(code=0 if ok else 1)
+
+
+def _asset_selection(text: str) -> list:
+    """``a,b+`` -> the asset keys a and b plus everything downstream of b."""
+    import dagster as dg
+
+    from cei_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    known = {k.to_user_string(): k for k in graph.materializable_asset_keys}
+    selected = set()
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        downstream = part.endswith("+")
+        name = part.rstrip("+")
+        if name not in known:
+            raise _usage_error(f"unknown asset {name!r}; assets are: {', '.join(sorted(known))}")
+        selection = dg.AssetSelection.assets(known[name])
+        if downstream:
+            selection = selection.downstream()
+        selected |= set(selection.resolve(graph))
+    return sorted(selected, key=lambda k: k.to_user_string())
 
 
 # --------------------------------------------------------------------------- status
@@ -336,6 +364,32 @@ def status(
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         _print_status(report)
+
+
+@app.command()
+def override(
+    date: Annotated[str, typer.Option("--date", help="Trading date (YYYY-MM-DD).")],
+    check: Annotated[str, typer.Option("--check", help="Name of the failed check to release.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is safe to proceed; recorded with who and when.")],
+    asset: Annotated[Optional[str], typer.Option(help="Asset of the check, when several share its name.")] = None,
+) -> None:
+    """Release a failed blocking check for one date so downstream assets may build."""
+    import dagster as dg
+
+    from asset_checks.gating import find_check, record_override
+    from cei_assets.definitions import defs
+
+    business_date = _trading_day(date)
+    if not reason.strip():
+        raise _usage_error("--reason must say why it is safe to proceed")
+    settings.configure_environment()
+    graph = defs.resolve_asset_graph()
+    try:
+        check_key = find_check(graph, check, asset)
+        evaluation = record_override(dg.DagsterInstance.get(), graph, check_key, business_date, reason.strip())
+    except ValueError as error:
+        raise _usage_error(str(error)) from None
+    console.print(f"{check_key.asset_key.to_user_string()} / {check_key.name} for {business_date}: {evaluation.description}")
 
 
 # --------------------------------------------------------------------------- demo and ui

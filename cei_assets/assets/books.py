@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from asset_checks.gating import enforce_upstream_gate
 from cei_assets import ownership, settings
 from cei_assets.resources import LandingZoneResource, WarehouseResource
 from cei_assets.trading_calendar import previous_trading_day, trading_day_partitions
@@ -104,6 +105,7 @@ def books_dbt_assets(
     landing: LandingZoneResource,
 ):
     business_date = dt.date.fromisoformat(context.partition_key)
+    enforce_upstream_gate(context)
     first_date = landing.first_date()
     if first_date is None:
         raise dg.Failure(f"the landing root {landing.path} holds no trading-date folders")
