@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 
 from asset_checks.outcome import CheckOutcome, list_for_sentence
-from asset_checks.rule_types import RULE_TYPES, TableContext, _quote_ident
+from asset_checks.rule_types import TableContext, _quote_ident
+from asset_checks.vocabulary import RULE_TYPES
 from asset_checks.rules import Rule
 
 SAMPLE_LIMIT = 20

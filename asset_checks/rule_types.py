@@ -508,7 +508,7 @@ class Referential(RuleType):
         return False, failing, 0, text, [{column: r[0], "rows": r[1]} for r in rows[:20]], {column: values}
 
 
-RULE_TYPES: dict[str, type[RuleType]] = {
+GENERIC_RULE_TYPES: dict[str, type[RuleType]] = {
     "null_tolerance": NullTolerance,
     "price_range": PriceRange,
     "positive": Positive,

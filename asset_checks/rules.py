@@ -166,7 +166,7 @@ def load_rule_file(path: Path, known_types: dict[str, Any]) -> list[Rule]:
 def load_rules(directory: Path = RULES_DIR, known_types: dict[str, Any] | None = None) -> dict[str, list[Rule]]:
     """Every rule file of the folder, by table."""
     if known_types is None:
-        from asset_checks.rule_types import RULE_TYPES
+        from asset_checks.vocabulary import RULE_TYPES
 
         known_types = RULE_TYPES
     by_table: dict[str, list[Rule]] = {}
