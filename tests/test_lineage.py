@@ -52,3 +52,19 @@ def test_every_landing_asset_carries_a_blocking_file_check(asset_graph):
     for key in landing:
         check = asset_graph.get_check_spec(dg.AssetCheckKey(key, "landing_file"))
         assert check.blocking
+
+
+def test_the_code_location_loads_in_dagsters_own_tooling(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "CEI_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful for code location cei" in result.stdout + result.stderr
