@@ -1,4 +1,6 @@
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
+-- The lineage must not depend on which branch a trading date takes below.
+-- depends_on: {{ ref('stg_opening_cash') }}
 
 -- Cash by account and currency at the close: the previous balance (the opening file on the
 -- first date) minus buys and fees, plus sells and cash dividends, each in its own currency.

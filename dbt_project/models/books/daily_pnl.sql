@@ -1,4 +1,7 @@
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
+-- The lineage must not depend on which branch a trading date takes below.
+-- depends_on: {{ ref('opening_books') }}
+-- depends_on: {{ ref('market_values') }}
 
 -- Daily P&L per account and security in the account's base currency.
 --   total      = end market value - start market value - net trade cash flow + dividends - fees

@@ -1,4 +1,6 @@
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ clear_business_date() }}") }}
+-- The lineage must not depend on which branch a trading date takes below.
+-- depends_on: {{ ref('opening_books') }}
 
 -- The firm's positions at the close of the trading date, rolled forward from the previous
 -- date's books (the opening files on the landing root's first date): splits effective today,
