@@ -127,6 +127,11 @@ def parse_ts(text: str) -> int:
     return (moment - dt.datetime(1970, 1, 1)) // dt.timedelta(milliseconds=1)
 
 
+def cross_rate(base_usd: int, quote_usd: int) -> int:
+    """BASEQUOTE from the two USD legs (rate units), exactly their ratio rounded half up at 1e-10."""
+    return (2 * base_usd * RATE_SCALE + quote_usd) // (2 * quote_usd)
+
+
 def write_csv(path: Path, header: list[str], rows) -> int:
     """Write rows of already formatted strings: UTF-8, LF line ends, no quoting needed (no commas)."""
     count = 0
@@ -541,7 +546,9 @@ class _LandingWriter:
         self.orders_per_day = orders_per_day
         self.vendors = vendors
         self.progress = progress
+        # DuckDB only formats the big quote files; no progress bar on the caller's terminal.
         self.conn = duckdb.connect()
+        self.conn.execute("SET enable_progress_bar = false")
 
         reference_rng = self._rng(STREAM_REFERENCE, 0)
         self.securities = make_securities(symbols, reference_rng)
@@ -629,9 +636,7 @@ class _LandingWriter:
     def fx_rows(self) -> list[list[str]]:
         rows = [[f"{ccy}USD", format_rate(self.fx[ccy])] for ccy in USD_LEGS]
         for base, quote in CROSS_PAIRS:
-            # Exactly the ratio of the legs, rounded half up at 1e-10.
-            cross = (2 * self.fx[base] * RATE_SCALE + self.fx[quote]) // (2 * self.fx[quote])
-            rows.append([f"{base}{quote}", format_rate(cross)])
+            rows.append([f"{base}{quote}", format_rate(cross_rate(self.fx[base], self.fx[quote]))])
         return rows
 
     def eod_rows(self, sources: list[str]) -> list[list[str]]:
