@@ -273,7 +273,8 @@ def run(
     date: Annotated[str, typer.Option("--date", help="Trading date to materialize (YYYY-MM-DD).")],
     landing: Annotated[Optional[Path], typer.Option(help="Landing root (default: CEI_LANDING_DIR).")] = None,
     select: Annotated[Optional[str], typer.Option(
-        help="Only these assets, comma-separated keys; a trailing + adds everything downstream (e.g. positions+).")] = None,
+        help="Only these assets: comma-separated keys or group:NAME; a trailing + adds everything downstream "
+             "(e.g. positions+ or group:staging+).")] = None,
 ) -> None:
     """Materialize the whole daily graph for one trading date; the run appears in the Dagster UI."""
     business_date = _trading_day(date)
@@ -299,12 +300,19 @@ def _asset_selection(text: str) -> list:
     graph = defs.resolve_asset_graph()
     known = {k.to_user_string(): k for k in graph.materializable_asset_keys}
     selected = set()
+    groups = {graph.get(k).group_name for k in known.values()}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         downstream = part.endswith("+")
         name = part.rstrip("+")
-        if name not in known:
+        if name.startswith("group:"):
+            group = name.removeprefix("group:")
+            if group not in groups:
+                raise _usage_error(f"unknown group {group!r}; groups are: {', '.join(sorted(groups))}")
+            selection = dg.AssetSelection.groups(group)
+        elif name not in known:
             raise _usage_error(f"unknown asset {name!r}; assets are: {', '.join(sorted(known))}")
-        selection = dg.AssetSelection.assets(known[name])
+        else:
+            selection = dg.AssetSelection.assets(known[name])
         if downstream:
             selection = selection.downstream()
         selected |= set(selection.resolve(graph))

@@ -7,31 +7,18 @@ a cash dividend on the third) is generated and run once for the module.
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from cei_cli import cei
 
 from cei_assets.sample_data import generate_landing
 
 START = dt.date(2026, 10, 1)
 DAYS = 4
-CEI = str(Path(sys.executable).with_name("cei"))
-
 pytestmark = pytest.mark.slow
-
-
-def cei(*args: str, home: Path, landing: Path | None = None, extra_env: dict | None = None, timeout: int = 600):
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_LANDING_DIR")}
-    env["CEI_HOME"] = str(home)
-    if landing is not None:
-        env["CEI_LANDING_DIR"] = str(landing)
-    env.update(extra_env or {})
-    return subprocess.run([CEI, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
