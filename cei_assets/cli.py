@@ -359,6 +359,24 @@ def _print_status(report: dict) -> None:
     console.print(f"checks: {len(passed)} passed, {len(failed)} failed, {len(checks) - len(passed) - len(failed)} not run")
 
 
+def _print_day_summary(report: dict) -> None:
+    """One line per date, then only the checks that did not pass (the full table: cei status)."""
+    assets = report["assets"]
+    checks = report["checks"]
+    done = sum(a["materialized"] for a in assets)
+    failed = [c for c in checks if c["passed"] is False and c["severity"] == "ERROR"]
+    warned = [c for c in checks if c["passed"] is False and c["severity"] != "ERROR"]
+    passed = sum(1 for c in checks if c["passed"])
+    colour = "red" if failed else ("yellow" if warned else "green")
+    console.print(
+        f"[{colour}]{report['date']}[/{colour}]: {done}/{len(assets)} assets materialized; "
+        f"{len(checks)} checks: {passed} passed, {len(warned)} warned, {len(failed)} failed"
+    )
+    for check in failed + warned:
+        label = "FAILED" if check in failed else "warned"
+        console.print(f"    {label} {check['asset']} / {check['name']}: {check['description']}")
+
+
 @app.command()
 def status(
     date: Annotated[str, typer.Option("--date", help="Trading date (YYYY-MM-DD).")],
@@ -434,10 +452,11 @@ def demo(
             break
     console.print("[bold]3. What passed and failed[/bold]")
     for day in outcomes:
-        _print_status(_load_status(day))
+        _print_day_summary(_load_status(day))
     _print_books_summary(dates[-1])
     console.print(
-        "\n[bold]Open the Dagster UI[/bold] to see the lineage, the runs and the checks:\n"
+        "\nEvery check of a date, with its metadata: .venv/bin/cei status --date DATE [--json]\n"
+        "[bold]Open the Dagster UI[/bold] to see the lineage, the runs and the checks:\n"
         "  .venv/bin/cei ui        (then browse http://127.0.0.1:3000)"
     )
     raise typer.Exit(code=0 if all(outcomes.values()) and len(outcomes) == len(dates) else 1)
