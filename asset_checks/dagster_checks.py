@@ -15,6 +15,7 @@ from cei_assets.check_specs import check_spec
 from asset_checks.engine import run_rules, table_context
 from asset_checks.outcome import CheckOutcome
 from asset_checks.rules import Rule, load_rules
+from asset_checks.vocabulary import RULE_TYPES
 from cei_assets.landing import DATASETS_BY_NAME, QUOTES
 from cei_assets.resources import WarehouseResource
 from cei_assets.trading_calendar import trading_day_partitions
@@ -51,12 +52,23 @@ def outcome_to_result(asset_key: dg.AssetKey, outcome: CheckOutcome) -> dg.Asset
     )
 
 
+def _reads(rule: Rule, own_key: dg.AssetKey) -> list[dg.AssetKey]:
+    """The other tables a rule reads, so its check waits for them (e.g. marks against quotes)."""
+    tables = list(getattr(RULE_TYPES[rule.type], "reads", ()))
+    if rule.type == "referential":
+        relation = rule.param["references"].rpartition(".")[0]
+        tables.append(relation.split(".")[-1])
+    keys = [target_of(t)[0] for t in dict.fromkeys(tables)]
+    return [k for k in keys if k != own_key]
+
+
 def _spec(asset_key: dg.AssetKey, rule: Rule, partitions_def) -> dg.AssetCheckSpec:
     verdict = "Blocks downstream" if rule.blocking else "Warns only"
     why = f" {verdict}: {rule.reason}" if rule.reason else f" {verdict}."
     return check_spec(
         rule.name,
         asset=asset_key,
+        additional_deps=_reads(rule, asset_key),
         blocking=rule.blocking,
         partitions_def=partitions_def,
         description=f"{rule.as_written}.{why}",

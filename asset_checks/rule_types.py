@@ -387,7 +387,7 @@ class Unique(RuleType):
             ctx.params,
         ).fetchall()
         if not rows:
-            return True, 0, 0, f"every {'/'.join(cols)} is unique in {ctx.describe_rows()}", [], {}
+            return cls.passed(rule, ctx)
         duplicated = conn.execute(
             f"SELECT count(*), coalesce(sum(copies), 0) FROM (SELECT count(*) AS copies FROM {ctx.relation} "
             f"WHERE {ctx.where} GROUP BY {col_sql} HAVING count(*) > 1)",
@@ -397,6 +397,31 @@ class Unique(RuleType):
         keys = [" / ".join(str(v) for v in r[:-1]) for r in rows]
         text = f"{duplicated[0]:,} {'/'.join(cols)} value(s) appear more than once in {ctx.describe_rows()}: {list_for_sentence(keys)}"
         return False, int(duplicated[1]), 0, text, samples, {}
+
+    @classmethod
+    def passed(cls, rule, ctx):
+        cols = rule.param if isinstance(rule.param, list) else [rule.param]
+        return True, 0, 0, f"every {'/'.join(cols)} is unique in {ctx.describe_rows()}", [], {}
+
+    @classmethod
+    def evaluate_many(cls, rule, ctx, conn, dates):
+        """Many trading dates in one query; the dates with duplicates are then described one by one."""
+        cols = rule.param if isinstance(rule.param, list) else [rule.param]
+        flagged = conn.execute(
+            f"SELECT DISTINCT business_date FROM {ctx.relation} WHERE business_date BETWEEN $first AND $last "
+            f"GROUP BY business_date, {', '.join(_quote_ident(c) for c in cols)} HAVING count(*) > 1",
+            {"first": min(dates), "last": max(dates)},
+        ).fetchall()
+        return _screened(cls, rule, ctx, conn, dates, {r[0] for r in flagged})
+
+
+def _screened(rule_type, rule, ctx, conn, dates, flagged) -> dict:
+    """Results per date: the full evaluation where a screening query flagged the date, else a pass."""
+    out = {}
+    for day in dates:
+        day_ctx = dataclasses.replace(ctx, business_date=day)
+        out[day] = rule_type.evaluate(rule, day_ctx, conn) if day in flagged else rule_type.passed(rule, day_ctx)
+    return out
 
 
 class RowCount(RuleType):
@@ -501,11 +526,29 @@ class Referential(RuleType):
         """
         rows = conn.execute(query, ctx.params).fetchall()
         if not rows:
-            return True, 0, 0, f"every {column} exists in {rule.param['references']}", [], {}
+            return cls.passed(rule, ctx)
         failing = sum(r[1] for r in rows)
         values = [str(r[0]) for r in rows]
         text = f"{failing:,} {ctx.describe_rows()} have a {column} missing from {rule.param['references']}: {list_for_sentence(values)}"
         return False, failing, 0, text, [{column: r[0], "rows": r[1]} for r in rows[:20]], {column: values}
+
+    @classmethod
+    def passed(cls, rule, ctx):
+        return True, 0, 0, f"every {rule.param['column']} exists in {rule.param['references']}", [], {}
+
+    @classmethod
+    def evaluate_many(cls, rule, ctx, conn, dates):
+        """Many trading dates in one query; the dates with missing references are then described one by one."""
+        column = rule.param["column"]
+        relation, _, target = rule.param["references"].rpartition(".")
+        date_join = " AND r.business_date = t.business_date" if rule.param.get("same_date", False) else ""
+        flagged = conn.execute(
+            f"SELECT DISTINCT t.business_date FROM {ctx.relation} AS t "
+            f"WHERE t.business_date BETWEEN $first AND $last AND t.{_quote_ident(column)} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {relation} AS r WHERE r.{_quote_ident(target)} = t.{_quote_ident(column)}{date_join})",
+            {"first": min(dates), "last": max(dates)},
+        ).fetchall()
+        return _screened(cls, rule, ctx, conn, dates, {r[0] for r in flagged})
 
 
 GENERIC_RULE_TYPES: dict[str, type[RuleType]] = {

@@ -56,7 +56,7 @@ def _render(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_render(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_render(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {_render(v)}" for k, v in value.items() if k != "__line__") + "}"
     return str(value)
 
 

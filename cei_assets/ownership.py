@@ -36,6 +36,19 @@ _TABLES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "cash_balances": (FUND_OPS, ("investor NAV", "cash reconciliation"), "critical"),
     "market_values": (FUND_OPS, ("risk report", "investor NAV"), "critical"),
     "daily_pnl": (FUND_OPS, ("P&L report", "investor NAV", "risk report"), "critical"),
+    # Reconciliation: trade breaks belong to trading operations, book breaks to fund operations.
+    "recon_orders": (TRADING_OPS, ("trade reconciliation",), "high"),
+    "recon_confirms": (TRADING_OPS, ("trade reconciliation",), "high"),
+    "recon_positions": (FUND_OPS, ("position reconciliation", "investor NAV"), "high"),
+    "recon_cash": (FUND_OPS, ("cash reconciliation", "investor NAV"), "high"),
+    "recon_market_values": (FUND_OPS, ("position reconciliation", "EOD valuation"), "high"),
+    "recon_marks": (MARKET_DATA, ("EOD valuation",), "high"),
+    "recon_fx": (MARKET_DATA, ("EOD valuation",), "high"),
+    "recon_fx_rates": (MARKET_DATA, ("EOD valuation",), "high"),
+    "recon_fx_to_base": (MARKET_DATA, ("EOD valuation",), "high"),
+    "recon_pnl": (FUND_OPS, ("P&L report",), "high"),
+    "recon_rules": (FUND_OPS, ("trade reconciliation", "position reconciliation"), "medium"),
+    "recon_breaks": (FUND_OPS, ("trade reconciliation", "position reconciliation", "P&L report"), "high"),
 }
 
 
