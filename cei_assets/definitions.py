@@ -8,6 +8,8 @@ import dagster as dg  # noqa: E402
 from dagster_dbt import DbtCliResource  # noqa: E402
 
 from asset_checks.dagster_checks import build_rule_checks  # noqa: E402
+from asset_checks.pandera_models import build_pandera_checks  # noqa: E402
+from asset_checks.soda_checks import build_soda_checks  # noqa: E402
 from cei_assets.assets.books import books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
 from cei_assets.assets.landing import landing_assets  # noqa: E402
 from cei_assets.jobs import (  # noqa: E402
@@ -20,7 +22,9 @@ from cei_assets.resources import LandingZoneResource, WarehouseResource  # noqa:
 
 defs = dg.Definitions(
     assets=[*landing_assets, books_dbt_assets],
-    asset_checks=build_rule_checks(),
+    # One result shape, three engines: SQL rules (rules/*.yaml), pandera at ingest, Soda
+    # contracts on the books; dbt tests come with the dbt assets.
+    asset_checks=[*build_rule_checks(), *build_pandera_checks(), *build_soda_checks()],
     jobs=[daily_books_job, intraday_market_data_job],
     schedules=[daily_books_schedule, intraday_market_data_schedule],
     resources={
