@@ -123,7 +123,7 @@ def test_a_split_multiplies_the_holding_and_a_dividend_pays_into_cash(books):
             "SELECT account, dividends FROM books.cash_balances WHERE business_date = ? AND currency = ?",
             [ex_date, currency]).fetchall())
         for account, income in paid:
-            assert credited[account] == pytest.approx(float(income))
+            assert float(credited[account]) == pytest.approx(float(income))
 
 
 def _fresh_copy(books, tmp_path) -> Path:
