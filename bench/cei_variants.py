@@ -22,8 +22,8 @@ from bench.quotes_data import default_cache_dir, quotes_day
 from bench.validation import REPO_ROOT, peak_rss_mib
 
 W = "business_date = DATE '2026-01-15'"
-# The engine's timestamp_monotonicity query (asset_checks/rule_types.py), by [vendor, symbol]: it
-# runs once for the count and again with LIMIT 20 for the samples.
+# timestamp_monotonicity by [vendor, symbol] as the engine first wrote it (before commit cb8ce5c):
+# the file name in the sort key, run once for the count and again with LIMIT 20 for the samples.
 ENGINE_MONO = f"""
     WITH ordered AS (
         SELECT "vendor", "symbol", "ts" AS ts,
@@ -42,11 +42,10 @@ ONE_PASS_MONO = f"""
     ) WHERE ts < previous_ts"""
 
 CHECK_VARIANTS = {
-    "monotonicity as the engine runs it (ORDER BY _source_file, _source_line; count, then LIMIT 20)":
+    "timestamp_monotonicity as the engine runs it now (run_rules on that rule alone)": "engine",
+    "the same window with the file name in the sort key (ORDER BY _source_file, _source_line; count, then LIMIT 20)":
         [f"SELECT count(*) FROM ({ENGINE_MONO})", f"{ENGINE_MONO} LIMIT 20"],
-    "ORDER BY an integer key only (_source_line), same two queries":
-        [f"SELECT count(*) FROM ({LINE_MONO})", f"{LINE_MONO} LIMIT 20"],
-    "integer key, narrow payload, one pass into a temp table, then count and 20 samples from it":
+    "integer key, narrow payload (no _source_file), one pass into a temp table, then count and 20 samples":
         [ONE_PASS_MONO, "SELECT count(*) FROM backwards", "SELECT * FROM backwards ORDER BY _source_line LIMIT 20"],
     "the row rules' single count_if scan alone":
         [f"SELECT count(*), count_if(bid IS NULL), count_if(bid > ask), count_if(bid = ask), "
@@ -58,8 +57,14 @@ COLUMNS = "{'ts': 'TIMESTAMPTZ', 'symbol': 'VARCHAR', 'bid': 'DOUBLE', 'ask': 'D
 INGEST_VARIANTS = {
     "load_dataset into a warehouse file (as the benchmark and production do)": {"database": "file"},
     "load_dataset into an in-memory database (no compression, nothing written)": {"database": ":memory:"},
+    "load_dataset's INSERT as SQL, into a warehouse file": {"sql": True, "line": "row_number() OVER () + 1"},
+    "the same INSERT without row_number() OVER () for _source_line (a streaming window: one thread)":
+        {"sql": True, "line": "NULL"},
     "parse only: read_csv of both files with the spec's types, nothing stored": {"parse_only": True},
 }
+TABLE = ("ts TIMESTAMP, symbol VARCHAR, bid DOUBLE, ask DOUBLE, bid_size BIGINT, ask_size BIGINT, vendor VARCHAR, "
+         "business_date DATE, _source_file VARCHAR, _source_line BIGINT, _loaded_at TIMESTAMP")
+REJECTS = "store_rejects=true, rejects_table='cei_rejects', rejects_scan='cei_reject_scans', rejects_limit=1000"
 
 
 def _run_variant(kind: str, name: str, rows: int) -> dict:
@@ -70,8 +75,15 @@ def _run_variant(kind: str, name: str, rows: int) -> dict:
     started = time.perf_counter()
     if kind == "check":
         conn = duckdb.connect(str(default_cache_dir().parent / "work" / str(rows) / "warehouse.duckdb"), read_only=True)
-        for sql in CHECK_VARIANTS[name]:
-            conn.execute(sql).fetchall()
+        if CHECK_VARIANTS[name] == "engine":
+            from asset_checks.engine import run_rules, table_context
+            from bench.validation import QUOTES_KEY_COLUMNS, load_quote_rules
+
+            rules = [r for r in load_quote_rules() if r.type == "timestamp_monotonicity"]
+            run_rules(conn, table_context(conn, "quotes", "raw.quotes", day.business_date, QUOTES_KEY_COLUMNS), rules)
+        else:
+            for sql in CHECK_VARIANTS[name]:
+                conn.execute(sql).fetchall()
     else:
         spec = INGEST_VARIANTS[name]
         if spec.get("parse_only"):
@@ -79,6 +91,23 @@ def _run_variant(kind: str, name: str, rows: int) -> dict:
             for path in files.values():
                 conn.execute(f"SELECT count(*), max(ts), max(bid) FROM read_csv('{path}', header=true, columns={COLUMNS}, "
                              "auto_detect=false)").fetchall()
+        elif spec.get("sql"):
+            db = default_cache_dir().parent / "work" / str(rows) / "variant.duckdb"
+            for stale in (db, Path(str(db) + ".wal")):
+                stale.unlink(missing_ok=True)
+            conn = duckdb.connect(str(db))
+            conn.execute(f"CREATE TABLE q ({TABLE})")
+            started = time.perf_counter()
+            conn.execute("BEGIN")
+            for vendor, path in files.items():
+                conn.execute("DROP TABLE IF EXISTS cei_rejects; DROP TABLE IF EXISTS cei_reject_scans")
+                conn.execute(
+                    f"INSERT INTO q SELECT ts::TIMESTAMP, symbol, bid, ask, bid_size, ask_size, '{vendor}', "
+                    f"DATE '{day.business_date}', '{path}', {spec['line']}, now()::TIMESTAMP FROM read_csv('{path}', "
+                    f"header=true, columns={COLUMNS}, auto_detect=false, {REJECTS})")
+            conn.execute("COMMIT")
+            conn.close()
+            db.unlink(missing_ok=True)
         else:
             from cei_assets.ingestion import load_dataset
             from cei_assets.landing import QUOTES
