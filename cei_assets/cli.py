@@ -161,28 +161,54 @@ def _watch_progress(instance, invocation: str, done: threading.Event) -> None:
         time.sleep(0.3)
 
 
-def check_failure_text(evaluation) -> str:
-    """A failed check in one sentence, whichever engine produced it."""
+def check_failure_text(evaluation, spec_description: str | None = None) -> str:
+    """A failed check in one sentence, whichever engine produced it.
+
+    dbt tests report only a row count; their rule's own description (dbt ``meta.description``,
+    carried on the check spec) says what the rows mean.
+    """
     if evaluation.description:
         return evaluation.description
     failed_rows = evaluation.metadata.get("dagster_dbt/failed_row_count")
+    if spec_description and failed_rows is not None:
+        return f"{spec_description} ({failed_rows.value} failing row(s))"
+    if spec_description:
+        return spec_description
     if failed_rows is not None:
         return f"dbt test found {failed_rows.value} failing row(s)"
     return "failed without a description"
 
 
+def _check_descriptions() -> dict:
+    from cei_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {key: graph.get_check_spec(key).description for key in graph.asset_check_keys}
+
+
 def _failure_reasons(instance, run_id: str) -> list[str]:
-    """Why a run failed, in words: failed checks, then steps that failed for another reason."""
+    """Why a run failed, in words: failed checks, then steps that failed for another reason.
+
+    Warnings are listed as warnings: they did not stop the run, but the reader should see them.
+    """
     import dagster as dg
 
-    reasons = []
+    descriptions = _check_descriptions()
+    failed, warned = [], []
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.event_specific_data
-        if not evaluation.passed:
-            reasons.append(
-                f"check {evaluation.asset_key.to_user_string()} / {evaluation.check_name} failed: "
-                f"{check_failure_text(evaluation)}"
-            )
+        if evaluation.passed:
+            continue
+        key = dg.AssetCheckKey(evaluation.asset_key, evaluation.check_name)
+        text = (
+            f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name}: "
+            f"{check_failure_text(evaluation, descriptions.get(key))}"
+        )
+        if evaluation.severity == dg.AssetCheckSeverity.WARN:
+            warned.append(f"check {text} (warning)")
+        else:
+            failed.append(f"check {text} (failed)")
+    reasons = failed
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
         error = event.event_specific_data.error
@@ -197,7 +223,7 @@ def _failure_reasons(instance, run_id: str) -> list[str]:
         # A dg.Failure is CEI's own explanation: show its words, not the exception's class.
         first_line = first_line.removeprefix("dagster._core.definitions.events.Failure: ")
         reasons.append(f"step {event.step_key} failed: {first_line}")
-    return reasons
+    return reasons + warned
 
 
 def run_date(business_date: dt.date, quiet: bool = False, select: list | None = None) -> bool:
@@ -416,6 +442,19 @@ def override(
     except ValueError as error:
         raise _usage_error(str(error)) from None
     console.print(f"{check_key.asset_key.to_user_string()} / {check_key.name} for {business_date}: {evaluation.description}")
+
+
+@app.command("explain-pnl")
+def explain_pnl(
+    date: Annotated[str, typer.Option("--date", help="Trading date (YYYY-MM-DD).")],
+    account: Annotated[Optional[str], typer.Option(help="One account; all accounts when omitted.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the Markdown report to this file instead of stdout.")] = None,
+) -> None:
+    """Why P&L differs from what the books and the broker imply: breaks by security, what remains unexplained."""
+    from cei_assets.pnl_explain import explain_pnl_command
+
+    settings.configure_environment()
+    raise typer.Exit(explain_pnl_command(date, account, out))
 
 
 # --------------------------------------------------------------------------- demo and ui

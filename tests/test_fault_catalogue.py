@@ -1,8 +1,11 @@
-"""Every single-table fault of the generator's catalogue is caught by a check on that table.
+"""Every fault of the generator's catalogue is caught, by the check that should catch it.
 
-The walk runs the real ingestion and the real rule files on DuckDB for each fault (fast); the
-end-to-end tests (tests/test_daily_books.py, tests/test_gating.py) show the same checks halting
-the books through Dagster.
+This file walks the faults that a table's own rules see (one table, or market data judged against
+the other market-data tables); tests/test_reconciliation.py walks the faults only a comparison
+between tables can see (invariants 5 to 10). A test here proves the two walks cover the whole
+catalogue. The walk runs the real ingestion and the real rule files on DuckDB for each fault
+(fast); the end-to-end tests (tests/test_daily_books.py, tests/test_gating.py,
+tests/test_fault_halts_pnl.py) show the same checks halting the books through Dagster.
 """
 
 import datetime as dt
@@ -28,6 +31,12 @@ SINGLE_TABLE_FAULTS = [
     f for f in FAULTS.values()
     if len(f.datasets) == 1 and f.datasets[0] in DATASETS_BY_NAME
     and f.invariant not in CROSS_TABLE_INVARIANTS and f.name != "broker_price_off"
+]
+# Market-data faults planted in several files at once (a real-looking move with the broker's
+# statement agreeing): the market-data rules judge them.
+MARKET_FAULTS_ACROSS_TABLES = [
+    f for f in FAULTS.values() if len(f.datasets) > 1 and f.invariant not in CROSS_TABLE_INVARIANTS
+    and f.invariant <= 4
 ]
 
 
@@ -85,3 +94,25 @@ def test_a_single_table_fault_fails_a_check_on_that_table_with_the_right_severit
         assert "ERROR" in severities, f"{fault.name} must block: {failures}"
     else:
         assert severities == {"WARN"}, f"{fault.name} must only warn: {failures}"
+
+
+@pytest.mark.parametrize("fault", MARKET_FAULTS_ACROSS_TABLES, ids=lambda f: f.name)
+def test_a_market_data_fault_across_files_is_caught_by_the_market_data_rules(fault, tmp_path):
+    landing = tmp_path / "landing"
+    summary = generate_landing(landing, START, DAYS, seed=5, symbols=12, quotes_per_symbol=120, orders_per_day=15,
+                               fault=fault.name)
+    day = dt.date.fromisoformat(str(summary.trading_dates[-1]))
+    failures = [f for table in fault.datasets if table in load_rules() for f in _outcomes_for(landing, day, table)]
+    assert failures, f"{fault.name}: no market-data check failed"
+    severities = {severity for _, severity, _ in failures}
+    if fault.blocking_expected:
+        assert "ERROR" in severities, f"{fault.name} must block: {failures}"
+    else:
+        assert severities == {"WARN"}, f"{fault.name} must only warn: {failures}"
+
+
+def test_the_walks_cover_the_whole_fault_catalogue():
+    from test_reconciliation import RECONCILIATION_FAULTS
+
+    walked_here = {f.name for f in SINGLE_TABLE_FAULTS + MARKET_FAULTS_ACROSS_TABLES}
+    assert walked_here | set(RECONCILIATION_FAULTS) == set(FAULTS)

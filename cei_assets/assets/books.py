@@ -70,11 +70,15 @@ class BooksTranslator(DagsterDbtTranslator):
         return {**super().get_metadata(dbt_resource_props), **ownership.metadata_of(dbt_resource_props["name"])}
 
 
-def dbt_vars_for(business_date: dt.date, first_date: dt.date) -> dict[str, str]:
+def dbt_vars_for(business_date: dt.date, first_date: dt.date) -> dict[str, Any]:
+    import yaml
+
     return {
         "business_date": business_date.isoformat(),
         "previous_date": previous_trading_day(business_date).isoformat(),
         "first_date": first_date.isoformat(),
+        # Tolerances and blocking choices of the reconciliation; dbt validates them (recon_rules).
+        "reconciliation": yaml.safe_load((settings.PROJECT_ROOT / "asset_checks" / "reconciliation.yaml").read_text()),
     }
 
 
@@ -90,6 +94,30 @@ def _previous_books_present(warehouse: WarehouseResource, previous_date: dt.date
         return conn.execute(
             "SELECT count(*) > 0 FROM books.cash_balances WHERE business_date = ?", [previous_date]
         ).fetchone()[0]
+
+
+# Schemas of the per-date incremental models (see macros/partition.sql).
+_DATED_SCHEMAS = ("books", "reconciliation")
+
+
+def _clear_selected_books(context: dg.AssetExecutionContext, warehouse: WarehouseResource, business_date: dt.date) -> None:
+    """Remove the date's rows of every selected book before dbt rebuilds them.
+
+    Each model also clears its date in a pre-hook, but dbt skips a model whose upstream test
+    failed, and the pre-hook with it: without this, a rerun that a blocking check now stops
+    would leave the previous run's P&L in place as if it were still good. Fail closed.
+    """
+    selected = {key.path[-1] for key in context.selected_asset_keys if len(key.path) == 1}
+    with warehouse.write() as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.columns "
+            "WHERE column_name = 'business_date' AND table_schema IN (SELECT unnest(?)) "
+            "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')",
+            [list(_DATED_SCHEMAS)],
+        ).fetchall()
+        for schema, table in tables:
+            if table in selected:
+                conn.execute(f'DELETE FROM "{schema}"."{table}" WHERE business_date = ?', [business_date])
 
 
 @dbt_assets(
@@ -122,4 +150,5 @@ def books_dbt_assets(
     # dbt opens the DuckDB file in its own process: hold the warehouse exclusively meanwhile.
     os.environ["CEI_WAREHOUSE"] = warehouse.path
     with warehouse.lock(exclusive=True):
+        _clear_selected_books(context, warehouse, business_date)
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

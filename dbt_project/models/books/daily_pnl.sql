@@ -2,6 +2,7 @@
 -- The lineage must not depend on which branch a trading date takes below.
 -- depends_on: {{ ref('opening_books') }}
 -- depends_on: {{ ref('market_values') }}
+-- depends_on: {{ ref('recon_breaks') }} -- blocking reconciliation breaks (duplicated or unbooked fills, ...) hold the P&L
 
 -- Daily P&L per account and security in the account's base currency.
 --   total      = end market value - start market value - net trade cash flow + dividends - fees

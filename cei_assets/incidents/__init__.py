@@ -1,0 +1,19 @@
+"""Incidents: from failed checks to a routed, explained, audited incident.
+
+The modules, by what they hold:
+
+- ``facts``      the shapes every part agrees on (a failure, its impact, its routing, a report)
+- ``db``         the incident store's engine and URL (SQLite next to the Dagster instance by
+                 default, PostgreSQL by ``CEI_INCIDENTS_URL``); migrations with Alembic
+- ``store``      incidents and their lifecycle (open, acknowledged, resolved), the audit log,
+                 the LLM response cache and spend ledger
+- ``grouping``   which failures are one incident (same run, same root asset, cascades)
+- ``impact``     halted / degraded / unaffected assets from the Dagster asset graph
+- ``routing``    team, severity P1-P4, on-call, runbook, Slack channel, suggested assignee
+- ``similar``    similar past incidents, ranked, offline
+- ``reports``    the incident report: LLM (Anthropic Messages API) or template, same sections
+- ``redaction``  what never leaves the firm in a prompt
+
+Deterministic code decides (grouping, impact, severity, routing); the LLM only words the
+report, and the template words it whenever the LLM cannot.
+"""
