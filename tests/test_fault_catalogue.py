@@ -11,6 +11,7 @@ tests/test_fault_halts_pnl.py) show the same checks halting the books through Da
 import datetime as dt
 import shutil
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -92,8 +93,23 @@ def test_a_single_table_fault_fails_a_check_on_that_table_with_the_right_severit
     severities = {severity for _, severity, _ in failures}
     if fault.blocking_expected:
         assert "ERROR" in severities, f"{fault.name} must block: {failures}"
+        # A failed blocking check stops every asset downstream of its own for the date
+        # (Dagster's blocking checks; tests/test_fault_halts_pnl.py shows it end to end), so the
+        # P&L is not built when the failing check is blocking and the P&L is downstream.
+        halting = [name for name, severity, _ in failures if severity == "ERROR"
+                   and _halts_the_pnl(dg.AssetCheckKey(target_of(table)[0], name))]
+        assert halting, f"{fault.name}: no failing blocking check upstream of daily_pnl: {failures}"
     else:
         assert severities == {"WARN"}, f"{fault.name} must only warn: {failures}"
+
+
+def _halts_the_pnl(check_key) -> bool:
+    from cei_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    spec = graph.get_check_spec(check_key)
+    downstream = dg.AssetSelection.assets(check_key.asset_key).downstream().resolve(graph)
+    return bool(spec.blocking) and dg.AssetKey("daily_pnl") in downstream
 
 
 @pytest.mark.parametrize("fault", MARKET_FAULTS_ACROSS_TABLES, ids=lambda f: f.name)
