@@ -130,5 +130,28 @@ def record_override(instance, asset_graph, check_key: dg.AssetCheckKey, business
         partition=business_date.isoformat() if asset_graph.get(check_key.asset_key).partitions_def is not None else None,
         blocking=spec.blocking,
     )
+    _audit_override(check_key, business_date, reason, operator, record.run_id, previous.description)
     instance.report_runless_asset_event(evaluation)
     return evaluation
+
+
+def _audit_override(check_key, business_date, reason, operator, overridden_run_id, was) -> None:
+    """Every override goes to the incident audit log first: no release without its record."""
+    import sqlalchemy as sa
+
+    from cei_assets.incidents.db import IncidentStoreError
+    from cei_assets.incidents.store import IncidentStore
+
+    check = f"{check_key.asset_key.to_user_string()}/{check_key.name}"  # as incidents name checks
+    try:
+        store = IncidentStore()
+        # On the timeline of the open incident of that check and date, when there is one.
+        incident = next((i for i in store.active_incidents()
+                         if any(f.failure.check_id == check and f.failure.partition in (business_date.isoformat(), None)
+                                for f in i.failures)), None)
+        store.audit(
+            "override", actor=operator, incident_id=incident.id if incident else None, check=check,
+            date=business_date.isoformat(), reason=reason, overridden_run_id=overridden_run_id, was=was,
+        )
+    except (IncidentStoreError, OSError, sa.exc.SQLAlchemyError) as error:
+        raise ValueError(f"override not recorded: the audit log cannot be written ({error})") from None

@@ -536,6 +536,11 @@ def ui(
     os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)])
 
 
+from cei_assets.incidents.cli import incidents_app  # noqa: E402
+
+app.add_typer(incidents_app, name="incidents")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -12,6 +12,7 @@ from asset_checks.pandera_models import build_pandera_checks  # noqa: E402
 from asset_checks.soda_checks import build_soda_checks  # noqa: E402
 from cei_assets.assets.books import books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
 from cei_assets.assets.landing import landing_assets  # noqa: E402
+from cei_assets.incidents.store import IncidentStoreResource  # noqa: E402
 from cei_assets.jobs import (  # noqa: E402
     daily_books_job,
     daily_books_schedule,
@@ -19,6 +20,7 @@ from cei_assets.jobs import (  # noqa: E402
     intraday_market_data_schedule,
 )
 from cei_assets.resources import LandingZoneResource, WarehouseResource  # noqa: E402
+from sensors.check_failures import incident_sensor  # noqa: E402
 
 defs = dg.Definitions(
     assets=[*landing_assets, books_dbt_assets],
@@ -27,10 +29,13 @@ defs = dg.Definitions(
     asset_checks=[*build_rule_checks(), *build_pandera_checks(), *build_soda_checks()],
     jobs=[daily_books_job, intraday_market_data_job],
     schedules=[daily_books_schedule, intraday_market_data_schedule],
+    sensors=[incident_sensor],
     resources={
         "warehouse": WarehouseResource(path=dg.EnvVar("CEI_WAREHOUSE")),
         "landing": LandingZoneResource(root=dg.EnvVar("CEI_LANDING_DIR")),
         # The dbt next to this interpreter: the daemon and webserver may not have the venv on PATH.
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        # The incident store: CEI_INCIDENTS_URL, else SQLite next to the Dagster instance.
+        "incidents": IncidentStoreResource(),
     },
 )

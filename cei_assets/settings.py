@@ -1,9 +1,9 @@
 """Where CEI keeps its state, resolved from the environment.
 
 Everything CEI writes on the embedded default lives under one folder, ``CEI_HOME``
-(``.cei/`` in the project): the Dagster instance, the DuckDB warehouse and, later, the
-incident store. Pointing ``CEI_HOME`` at an empty folder gives a clean slate; an explicit
-``DAGSTER_HOME`` or ``CEI_WAREHOUSE`` still wins.
+(``.cei/`` in the project): the Dagster instance, the DuckDB warehouse and the incident
+store (``incidents.db``). Pointing ``CEI_HOME`` at an empty folder gives a clean slate; an
+explicit ``DAGSTER_HOME``, ``CEI_WAREHOUSE`` or ``CEI_INCIDENTS_URL`` still wins.
 
 ``configure_environment()`` must run before Dagster, dbt or Soda are imported by a CEI
 entry point: it fixes ``DAGSTER_HOME`` and switches every vendor's telemetry off, so no data
@@ -52,6 +52,13 @@ def landing_dir() -> Path:
     """The landing root; ``CEI_LANDING_DIR`` or ``$CEI_HOME/landing`` (where the demo writes)."""
     explicit = os.environ.get("CEI_LANDING_DIR")
     return Path(explicit).resolve() if explicit else cei_home() / "landing"
+
+
+def incidents_url() -> str:
+    """The incident store's database URL: ``CEI_INCIDENTS_URL`` (e.g. ``postgresql+psycopg2://...``)
+    or SQLite next to the Dagster instance, ``$CEI_HOME/incidents.db``."""
+    explicit = os.environ.get("CEI_INCIDENTS_URL", "").strip()
+    return explicit or f"sqlite:///{cei_home() / 'incidents.db'}"
 
 
 def configure_environment() -> None:
