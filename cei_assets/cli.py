@@ -540,6 +540,11 @@ from cei_assets.incidents.cli import incidents_app  # noqa: E402
 
 app.add_typer(incidents_app, name="incidents")
 
+from cei_assets.notifications.cli import digest_app, notify_app  # noqa: E402
+
+app.add_typer(notify_app, name="notify")
+app.add_typer(digest_app, name="digest")
+
 
 def main() -> None:  # pragma: no cover - console entry point
     app()

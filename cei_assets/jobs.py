@@ -32,7 +32,8 @@ def daily_executor() -> dg.ExecutorDefinition:
 
 daily_books_job = dg.define_asset_job(
     DAILY_JOB,
-    selection=dg.AssetSelection.all(),
+    # Not the scorecard: it reads this run's check results, and has its own job (assets/scorecard.py).
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("data_quality_scorecard"),
     partitions_def=trading_day_partitions(),
     executor_def=daily_executor(),
     description="Every table of one trading date: landing files, staging, the books and P&L.",

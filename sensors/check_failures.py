@@ -34,6 +34,7 @@ from cei_assets.incidents.grouping import (
     resolutions,
 )
 from cei_assets.incidents.store import SYSTEM_ACTOR, IncidentStateError, IncidentStore, IncidentStoreResource
+from cei_assets.notifications.dispatch import notify_changes
 from sensors.outcomes import read_outcomes, with_steps
 
 SENSOR_NAME = "incident_sensor"
@@ -42,6 +43,8 @@ DEFAULT_INTERVAL_SECONDS = 30
 # Describing (the LLM may be slow) stops after this long; what remains is described next tick.
 # With the read's own budget (20 s) this stays inside Dagster's 60 s sensor evaluation timeout.
 DESCRIBE_BUDGET_SECONDS = 20.0
+# Delivering alerts stops after this long (a slow Slack); the rest waits in the outbox.
+NOTIFY_BUDGET_SECONDS = 12.0
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +219,9 @@ def evaluate(context: dg.SensorEvaluationContext, incidents: IncidentStoreResour
         window_hours=incidents.window_hours,
         settle_seconds=incidents.settle_seconds,
     )
+    # Alerts for what was opened, merged, acknowledged or resolved since the last tick, then the
+    # outbox (cei_assets/notifications/dispatch.py; never raises, bounded in time).
+    notify_changes(incidents.store(), budget_seconds=NOTIFY_BUDGET_SECONDS)
     return result
 
 
