@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install ui clean
+.PHONY: demo test install ui services clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/cei ui
+
+# dagster-daemon + dagster-webserver (and CEI_CELERY_WORKERS Celery workers) in the foreground;
+# logs in $$CEI_HOME/logs, Ctrl-C stops them all. See docs/deployment.md.
+services: $(STAMP)
+	$(BIN)/python bin/cei-services
 
 clean:
 	rm -rf .cei dbt_project/target dbt_project/logs

@@ -54,6 +54,15 @@ def _use_landing(landing: Optional[Path]) -> None:
         os.environ["CEI_LANDING_DIR"] = str(landing.resolve())
 
 
+@app.callback()
+def _check_environment() -> None:
+    """An incomplete deployment (profile, secrets file) is bad usage, said in words, not a traceback."""
+    try:
+        settings.check_environment()
+    except settings.SettingsError as error:
+        raise _usage_error(str(error)) from None
+
+
 # --------------------------------------------------------------------------- generate
 
 

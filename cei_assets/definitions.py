@@ -5,12 +5,11 @@ from cei_assets import settings
 settings.configure_environment()
 
 import dagster as dg  # noqa: E402
-from dagster_dbt import DbtCliResource  # noqa: E402
 
 from asset_checks.dagster_checks import build_rule_checks  # noqa: E402
 from asset_checks.pandera_models import build_pandera_checks  # noqa: E402
 from asset_checks.soda_checks import build_soda_checks  # noqa: E402
-from cei_assets.assets.books import books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
+from cei_assets.assets.books import LocalDbtCliResource, books_dbt_assets, dbt_executable, dbt_project  # noqa: E402
 from cei_assets.assets.landing import landing_assets  # noqa: E402
 from cei_assets.assets.scorecard import (  # noqa: E402
     data_quality_scorecard,
@@ -45,7 +44,7 @@ defs = dg.Definitions(
         "warehouse": WarehouseResource(path=dg.EnvVar("CEI_WAREHOUSE")),
         "landing": LandingZoneResource(root=dg.EnvVar("CEI_LANDING_DIR")),
         # The dbt next to this interpreter: the daemon and webserver may not have the venv on PATH.
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": LocalDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         # The incident store: CEI_INCIDENTS_URL, else SQLite next to the Dagster instance.
         "incidents": IncidentStoreResource(),
     },

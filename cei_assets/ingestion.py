@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import time
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from cei_assets.landing import QUOTES, LandingDataset, read_header, vendor_quote
 
 RAW_SCHEMA = "raw"
 MAX_PROBLEM_LINES = 20
+
+# I/O failures that go away by themselves (a flaky network share, a busy device, an
+# interrupted call): raised, so the landing step's retry policy tries again. Every other
+# problem with a file is reported at once as the file's problem.
+TRANSIENT_ERRNOS = frozenset({
+    errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.ENOLCK,
+    errno.ECONNRESET, errno.ECONNABORTED, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTUNREACH,
+})
+
+
+def is_transient_io_error(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS
 
 
 @dataclasses.dataclass
@@ -95,6 +108,8 @@ def _read_one_file(
     except UnicodeDecodeError as error:
         return 0, [LandingProblem(shown, "unreadable_file", f"{shown} is not UTF-8 text ({error.reason} at byte {error.start})")]
     except (OSError, ValueError) as error:
+        if is_transient_io_error(error):
+            raise
         return 0, [LandingProblem(shown, "unreadable_file", f"{shown} cannot be read: {error}")]
 
     missing = [c for c in dataset.columns if c not in header and c not in dataset.optional_columns]

@@ -19,15 +19,27 @@ def daily_executor() -> dg.ExecutorDefinition:
     multiprocess executor starts a process per step (about 1.5 s each here) and the steps would
     only queue on the warehouse lock anyway, so the default is in-process: measured here, a
     daily run takes a fraction of the multiprocess time. ``multiprocess`` remains available
-    and safe (the warehouse lock serialises writers); distributed executors come by
-    configuration of the deployment.
+    and safe (the warehouse lock serialises writers).
+
+    ``celery`` sends every step to Celery workers (dagster-celery) on the broker
+    ``CEI_CELERY_BROKER`` with results on ``CEI_CELERY_BACKEND`` (defaults: the local RabbitMQ,
+    ``rpc://``). Both are read from the environment when the run starts, so a broker password
+    stays out of the job's definition and its run config. Celery needs an instance every worker
+    can reach: the production profile (PostgreSQL).
     """
     choice = os.environ.get("CEI_EXECUTOR", "in_process")
     if choice == "multiprocess":
         return dg.multiprocess_executor
     if choice == "in_process":
         return dg.in_process_executor
-    raise ValueError(f"CEI_EXECUTOR must be in_process or multiprocess, not {choice!r}")
+    if choice == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {"broker": {"env": "CEI_CELERY_BROKER"}, "backend": {"env": "CEI_CELERY_BACKEND"}},
+            name="celery",
+        )
+    raise ValueError(f"CEI_EXECUTOR must be in_process, multiprocess or celery, not {choice!r}")
 
 
 daily_books_job = dg.define_asset_job(

@@ -42,7 +42,8 @@ def test_every_generated_date_runs_green_and_every_asset_is_materialized(books):
         assert result.returncode == 0, f"{day}:\n{result.stdout}\n{result.stderr}"
         status = json.loads(cei("status", "--date", day.isoformat(), "--json", home=books["home"]).stdout)
         assert status["date"] == day.isoformat()
-        missing = [a["key"] for a in status["assets"] if not a["materialized"]]
+        # The scorecard is not part of the daily graph: it has its own job, scheduled after the runs.
+        missing = [a["key"] for a in status["assets"] if not a["materialized"] and a["key"] != "data_quality_scorecard"]
         assert not missing, f"{day}: not materialized: {missing}"
         failed = [c for c in status["checks"] if c["passed"] is False and c["blocking"]]
         assert not failed, f"{day}: blocking checks failed on clean data: {failed}"

@@ -2,6 +2,7 @@
 
 
 import datetime as dt
+import functools
 import json
 import os
 import subprocess
@@ -23,6 +24,24 @@ dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=sett
 
 def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
+
+
+class LocalDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource without its one network call.
+
+    Before each run dagster-dbt asks ``dbt --version`` which dbt it drives, and ``dbt --version``
+    asks pypi.org for the latest release (tests/test_no_egress.py caught it). CEI's dbt is the
+    dbt-core installed next to this interpreter (``dbt_executable()``), so its version is read
+    from the installed package instead.
+    """
+
+    @functools.cached_property
+    def _cli_version(self):
+        from importlib.metadata import version as installed_version
+
+        from packaging import version
+
+        return version.parse(installed_version("dbt-core"))
 
 
 def ensure_dbt_manifest(project: DbtProject = dbt_project) -> Path:
