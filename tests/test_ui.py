@@ -247,6 +247,46 @@ def test_the_ui_shows_each_assets_checks_with_their_blocking_flag_and_result(ass
     assert any(name.startswith("soda_") for name in books_checks), books_checks
 
 
+SCORECARD_METADATA = """
+{ assetNodeOrError(assetKey: {path: ["data_quality_scorecard"]}) { ... on AssetNode {
+    assetMaterializations(limit: 1) { partition metadataEntries { label
+      ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue } } } } } }
+"""
+# The scorecard job run as the daemon runs it: reconstructed from the code location, on the
+# instance the webserver shows (its schedule fires the morning after; the test cannot wait).
+RUN_SCORECARD = """
+import sys
+from cei_assets import settings
+settings.configure_environment()
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+repository = ReconstructableRepository.for_module("cei_assets.definitions", "defs")
+result = dg.execute_job(repository.get_reconstructable_job("daily_scorecard"), instance=dg.DagsterInstance.get(),
+                        tags={"dagster/partition": sys.argv[1]}, raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_the_scorecard_materializes_and_its_figures_are_on_the_asset_in_the_ui(webserver):
+    import sys
+
+    home = webserver["root"] / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CEI_PG_", "DAGSTER_HOME", "CEI_PROFILE"))}
+    env.update(CEI_HOME=str(home), CEI_LANDING_DIR=str(home / "landing"))
+    done = subprocess.run([sys.executable, "-c", RUN_SCORECARD, DATE.isoformat()], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    (latest,) = graphql(webserver["url"], SCORECARD_METADATA)["assetNodeOrError"]["assetMaterializations"]
+    assert latest["partition"] == DATE.isoformat()
+    figures = {e["label"]: e.get("intValue", e.get("floatValue")) for e in latest["metadataEntries"]}
+    # The clean date's figures, as numbers the UI plots over time.
+    assert figures["checks_run"] > 100 and figures["checks_failed"] == 0
+    assert figures["checks_passing_pct"] == 100.0
+    assert figures["open_incidents"] == 0
+    assert {"data_quality_score", "analyst_hours_saved", "incidents_opened"} <= set(figures)
+
+
 def test_screenshots_of_the_asset_graph_and_a_checks_tab(webserver):
     browser = Chromium(chromium_binary())
     shots = webserver["root"] / "screenshots"
