@@ -1,4 +1,5 @@
-"""Running a table's rules on the warehouse: one scan for all row rules, one query per table rule."""
+"""Running a table's rules on the warehouse: one scan for all row rules (and one to sample the failing
+ones), one query per table rule, and what several table rules read alike computed once."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import dataclasses
 import duckdb
 
 from asset_checks.outcome import CheckOutcome, list_for_sentence
-from asset_checks.rule_types import TableContext, _quote_ident
+from asset_checks.rule_types import SharedRelations, TableContext, _quote_ident, _sql_string
 from asset_checks.vocabulary import RULE_TYPES
 from asset_checks.rules import Rule
 
 SAMPLE_LIMIT = 20
+_AFFECTED_LIMIT = 50
 # Columns that say who or what a failing row concerns, reported as "affected".
 _AFFECTED_COLUMNS = ("symbol", "account", "vendor", "pair", "currency")
 
@@ -42,14 +44,26 @@ def run_rules(conn: duckdb.DuckDBPyConnection, ctx: TableContext, rules: list[Ru
     row_rules = [r for r in rules if RULE_TYPES[r.type].kind == "row"]
     if row_rules:
         outcomes.update(_run_row_rules(conn, ctx, row_rules))
-    for rule in rules:
-        if RULE_TYPES[rule.type].kind == "table":
-            try:
-                passed, failing, total, text, samples, affected = RULE_TYPES[rule.type].evaluate(rule, ctx, conn)
-            except duckdb.Error as error:
-                passed, failing, total, text, samples, affected = False, 0, 0, f"the rule could not run: {error}", [], {}
-            outcomes[rule.name] = _outcome(rule, passed, failing, total, text, samples, affected)
+    outcomes.update(_run_table_rules(conn, ctx, [r for r in rules if RULE_TYPES[r.type].kind == "table"]))
     return [outcomes[r.name] for r in rules]
+
+
+def _run_table_rules(conn, ctx: TableContext, rules: list[Rule]) -> dict[str, CheckOutcome]:
+    """Each table rule's own query; what several of them read alike (their ``shared_needs``, e.g. the
+    quotes per symbol and 5-minute bucket) is computed once for all of them."""
+    shared = SharedRelations(conn, {key for r in rules for key in RULE_TYPES[r.type].shared_needs(r, ctx)})
+    ctx = dataclasses.replace(ctx, shared=shared)
+    outcomes = {}
+    try:
+        for rule in rules:
+            try:
+                result = RULE_TYPES[rule.type].evaluate(rule, ctx, conn)
+            except duckdb.Error as error:
+                result = (False, 0, 0, f"the rule could not run: {error}", [], {})
+            outcomes[rule.name] = _outcome(rule, *result)
+    finally:
+        shared.close()
+    return outcomes
 
 
 def _row_conditions(ctx: TableContext, rules: list[Rule]) -> list[tuple[Rule, str, str]]:
@@ -76,19 +90,26 @@ def _judge_row_rules(conn, ctx: TableContext, rules: list[Rule], conditions, cou
     for (rule, label, _), count in zip(conditions, counts[1:]):
         by_rule.setdefault(rule.name, {})[label] = int(count or 0)  # count_if is NULL on no rows
 
-    outcomes = {}
+    judged = {}
     for rule in rules:
         rule_type = RULE_TYPES[rule.type]
-        passed, failing, text, threshold = rule_type.judge(rule, ctx, by_rule[rule.name], total)
-        samples, affected = [], {}
-        if not passed:
-            condition = " OR ".join(f"({sql})" for r, _, sql in conditions if r.name == rule.name)
-            samples, affected = _sample(conn, ctx, rule_type.columns_of(rule), condition)
-            if affected.get("symbol"):
-                text += f"; symbols: {list_for_sentence(affected['symbol'])}"
-            elif affected.get("account"):
-                text += f"; accounts: {list_for_sentence(affected['account'])}"
-        outcome = _outcome(rule, passed, failing, total, text, samples, affected)
+        judged[rule.name] = rule_type.judge(rule, ctx, by_rule[rule.name], total)
+    failing = [r for r in rules if not judged[r.name][0]]
+    evidence = _sample(conn, ctx, [
+        (RULE_TYPES[r.type].columns_of(r), " OR ".join(f"({sql})" for x, _, sql in conditions if x.name == r.name))
+        for r in failing
+    ])
+    found = dict(zip([r.name for r in failing], evidence))
+
+    outcomes = {}
+    for rule in rules:
+        passed, failing_count, text, threshold = judged[rule.name]
+        samples, affected = found.get(rule.name, ([], {}))
+        if affected.get("symbol"):
+            text += f"; symbols: {list_for_sentence(affected['symbol'])}"
+        elif affected.get("account"):
+            text += f"; accounts: {list_for_sentence(affected['account'])}"
+        outcome = _outcome(rule, passed, failing_count, total, text, samples, affected)
         outcome.threshold = threshold
         outcomes[rule.name] = outcome
     return outcomes
@@ -99,7 +120,7 @@ def run_rules_over_dates(conn: duckdb.DuckDBPyConnection, ctx: TableContext, rul
     """What ``run_rules`` gives date by date, for many trading dates of a partitioned table at once:
     one scan grouped by date for all row rules, one call for each table rule that can judge many
     dates in one query (``evaluate_many(rule, ctx, conn, dates) -> {date: result}``), the other
-    table rules date by date. ``ctx`` is any date's context of the table."""
+    table rules date by date (as ``run_rules`` runs them). ``ctx`` is any date's context of the table."""
     dates = sorted(set(dates))
     per_date = {d: dataclasses.replace(ctx, business_date=d) for d in dates}
     if not ctx.columns or ctx.business_date is None or not dates:
@@ -122,6 +143,7 @@ def run_rules_over_dates(conn: duckdb.DuckDBPyConnection, ctx: TableContext, rul
         except duckdb.Error:
             for d in dates:
                 outcomes[d].update(_run_row_rules(conn, per_date[d], row_rules))
+    date_by_date = []
     for rule in rules:
         rule_type = RULE_TYPES[rule.type]
         if rule_type.kind != "table":
@@ -133,43 +155,52 @@ def run_rules_over_dates(conn: duckdb.DuckDBPyConnection, ctx: TableContext, rul
                 results = many(rule, ctx, conn, dates)
             except duckdb.Error:
                 results = None  # judged date by date below, each failure with its own message
+        if results is None:
+            date_by_date.append(rule)
+            continue
         for d in dates:
-            if results is not None:
-                result = results[d]
-            else:
-                try:
-                    result = rule_type.evaluate(rule, per_date[d], conn)
-                except duckdb.Error as error:
-                    result = (False, 0, 0, f"the rule could not run: {error}", [], {})
-            outcomes[d][rule.name] = _outcome(rule, *result)
+            outcomes[d][rule.name] = _outcome(rule, *results[d])
+    for d in dates:
+        outcomes[d].update(_run_table_rules(conn, per_date[d], date_by_date))
     return {d: [outcomes[d][r.name] for r in rules] for d in dates}
 
 
-def _sample(conn, ctx: TableContext, rule_columns: list[str], condition: str) -> tuple[list[dict], dict]:
-    wanted = list(dict.fromkeys(
-        [c for c in ("business_date",) if c in ctx.columns]
-        + [c for c in ctx.key_columns if c in ctx.columns]
-        + [c for c in _AFFECTED_COLUMNS if c in ctx.columns]
-        + [c for c in rule_columns if c in ctx.columns]
-        + [c for c in ("_source_file", "_source_line") if c in ctx.columns]
-    ))
-    column_sql = ", ".join(_quote_ident(c) for c in wanted) or "*"
-    order = "ORDER BY _source_line" if "_source_line" in ctx.columns else ""
-    rows = conn.execute(
-        f"SELECT {column_sql} FROM {ctx.relation} WHERE {ctx.where} AND ({condition}) {order} LIMIT {SAMPLE_LIMIT}",
-        ctx.params,
-    ).fetchall()
-    samples = [dict(zip(wanted, r)) for r in rows]
-    affected = {}
-    for column in _AFFECTED_COLUMNS:
-        if column in ctx.columns:
-            values = conn.execute(
-                f"SELECT DISTINCT {_quote_ident(column)} FROM {ctx.relation} WHERE {ctx.where} AND ({condition}) "
-                f"ORDER BY 1 LIMIT 50",
-                ctx.params,
-            ).fetchall()
-            affected[column] = [str(v[0]) for v in values if v[0] is not None]
-    return samples, {k: v for k, v in affected.items() if v}
+def _sample(conn, ctx: TableContext, wanted_by_rule: list[tuple[list[str], str]]) -> list[tuple[list[dict], dict]]:
+    """Up to SAMPLE_LIMIT failing rows (first in file order) and the affected symbols, accounts, ...
+    of each failing rule, all in one scan: ``[(rule_columns, failing_condition)]`` in, one
+    ``(samples, affected)`` per rule out."""
+    if not wanted_by_rule:
+        return []
+    lineage = [c for c in ("_source_line", "_source_file") if c in ctx.columns]
+    affected_columns = [c for c in _AFFECTED_COLUMNS if c in ctx.columns]
+    selects, shapes = [], []
+    for rule_columns, condition in wanted_by_rule:
+        wanted = list(dict.fromkeys(
+            [c for c in ("business_date",) if c in ctx.columns]
+            + [c for c in ctx.key_columns if c in ctx.columns]
+            + affected_columns
+            + [c for c in rule_columns if c in ctx.columns]
+            + [c for c in ("_source_file", "_source_line") if c in ctx.columns]
+        )) or list(ctx.columns)
+        row = "{" + ", ".join(f"{_sql_string(c)}: {_quote_ident(c)}" for c in wanted) + "}"
+        # The first rows of the file; without lineage columns, the smallest rows (deterministic).
+        order = "(" + ", ".join(_quote_ident(c) for c in lineage) + ")" if lineage else row
+        selects.append(f"min_by({row}, {order}, {SAMPLE_LIMIT}) FILTER (WHERE {condition})")
+        selects += [f"list(DISTINCT {_quote_ident(c)}) FILTER (WHERE ({condition}) AND {_quote_ident(c)} IS NOT NULL)"
+                    for c in affected_columns]
+        shapes.append(wanted)
+    everything = " OR ".join(f"({condition})" for _, condition in wanted_by_rule)
+    values = conn.execute(
+        f"SELECT {', '.join(selects)} FROM {ctx.relation} WHERE {ctx.where} AND ({everything})", ctx.params
+    ).fetchone()
+    out, at = [], 0
+    for _ in shapes:
+        samples = [dict(r) for r in values[at] or []]
+        lists = values[at + 1:at + 1 + len(affected_columns)]
+        at += 1 + len(affected_columns)
+        affected = {c: [str(v) for v in sorted(found)[:_AFFECTED_LIMIT]] for c, found in zip(affected_columns, lists) if found}
+        out.append((samples, affected))
+    return out
 
 
 def _outcome(rule: Rule, passed, failing, total, text, samples, affected) -> CheckOutcome:

@@ -1,9 +1,10 @@
 """Market-data rules: sessions, vendors, marks, FX and statistics from history, all in DuckDB.
 
 Every rule here is a table rule (``evaluate(rule, ctx, conn)``) whose work is SQL pushed down
-into the warehouse: the big table (``raw.quotes``, ~10 million rows a day) is read once per
-rule by a hash aggregate into small per-symbol/per-bucket tables; windows and robust statistics
-then run on those. Nothing big is pulled into Python.
+into the warehouse: the big table (``raw.quotes``, ~10 million rows a day) is read by a hash
+aggregate into small per-symbol/per-bucket tables; windows and robust statistics then run on
+those. The quote rules of one run share that aggregate (``quote_buckets``): the engine computes
+it once for all of them. Nothing big is pulled into Python.
 
 Exchange sessions come from ``exchange_calendars`` for each security's MIC (``raw.securities``),
 always with explicit start/end; a security whose exchange is closed that date has no
@@ -250,6 +251,64 @@ def _bucket_in_session(sessions: Sessions, alias: str = "b") -> str:
             f"OR NOT EXISTS (SELECT 1 FROM {segments} AS y WHERE y.symbol = {alias}.symbol AND y.business_date = {alias}.business_date))")
 
 
+# ----------------------------------------------------------------------------- quotes: per-bucket aggregate
+
+QUOTE_BUCKETS = "quote_buckets"
+# Quotes with a usable mid: a positive bid not above the ask.
+_VALID_QUOTE = "bid > 0 AND ask >= bid"
+
+
+def _quote_buckets_sql(ctx: TableContext, width_us: int) -> str:
+    """Per vendor, symbol and time bucket of the trading date: the quote count, the first and last
+    stamp, and over the valid quotes their count, median mid (an observed mid, ``quantile_disc``)
+    and lowest and highest mid. Quotes without a stamp form a bucket of their own (NULL)."""
+    mids = f"bid + ask) FILTER (WHERE {_VALID_QUOTE}) / 2"
+    return f"""
+        SELECT business_date, vendor, symbol, time_bucket(to_microseconds({int(width_us)}), ts) AS bucket,
+               count(*) AS quotes, min(ts) AS first_ts, max(ts) AS last_ts,
+               count(*) FILTER (WHERE {_VALID_QUOTE}) AS valid_quotes,
+               quantile_disc(bid + ask, 0.5) FILTER (WHERE {_VALID_QUOTE}) / 2 AS mid,
+               min({mids} AS lo, max({mids} AS hi
+        FROM {ctx.relation} WHERE business_date = $business_date
+        GROUP BY ALL
+    """
+
+
+def quote_buckets(ctx: TableContext, width_us: int) -> str:
+    """The per-bucket aggregate of the date's quotes (``_quote_buckets_sql``) as a relation: the one
+    table the run computed for every rule reading it, or the rule's own subquery (its parameter is
+    ``$business_date``). vendor_agreement, price_spike and stale_feed read the quotes through it."""
+    key = (QUOTE_BUCKETS, ctx.relation, ctx.business_date, int(width_us))
+    sql = _quote_buckets_sql(ctx, width_us)
+    if ctx.shared is None:
+        return f"({sql})"
+    # The table holds this date only; naming the date keeps both forms one query shape (the
+    # same parameters), whichever the rule gets.
+    return f"(SELECT * FROM {ctx.shared.relation(key, sql, ctx.params)} WHERE business_date = $business_date)"
+
+
+def _shared_bucket_widths(ctx: TableContext) -> list[int]:
+    """Bucket widths (microseconds) of the per-bucket aggregates this run computes anyway."""
+    if ctx.shared is None:
+        return []
+    return [k[3] for k in ctx.shared.declared(QUOTE_BUCKETS) if k[1:3] == (ctx.relation, ctx.business_date)]
+
+
+def _feeds(ctx: TableContext) -> str:
+    """(vendor, symbol, quotes) of every feed that delivered quotes that date, from the per-bucket
+    aggregate when the run computes one, else from the quotes."""
+    widths = _shared_bucket_widths(ctx)
+    source = quote_buckets(ctx, widths[0]) if widths else None
+    if source:
+        return f"(SELECT vendor, symbol, sum(quotes)::BIGINT AS quotes FROM {source} GROUP BY ALL)"
+    return f"(SELECT vendor, symbol, count(*) AS quotes FROM {ctx.relation} WHERE business_date = $business_date GROUP BY ALL)"
+
+
+def _bucket_needs(ctx: TableContext, bucket_minutes) -> tuple:
+    return ((QUOTE_BUCKETS, ctx.relation, ctx.business_date, int(float(bucket_minutes) * 60_000_000)),) \
+        if ctx.business_date is not None else ()
+
+
 # ----------------------------------------------------------------------------- quotes: stale feed
 
 
@@ -277,15 +336,20 @@ class StaleFeed(_MarketRule):
         # on the session boundaries: a longer gap always spans buckets, so the exact longest gap
         # comes from each bucket's first and last quote, without sorting the quotes.
         width_us = sessions.aligned_bucket_seconds(int(round(gap * 60)), day) * 1_000_000
+        # Finer buckets the run computes anyway roll up exactly into these when their width
+        # divides this one (time_bucket's buckets share one origin).
+        finer = [w for w in _shared_bucket_widths(ctx) if width_us % w == 0]
+        if finer:
+            buckets = (f"SELECT vendor, symbol, time_bucket(to_microseconds({width_us}), bucket) AS bucket, "
+                       f"min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM {quote_buckets(ctx, max(finer))} "
+                       f"WHERE bucket IS NOT NULL GROUP BY ALL")
+        else:
+            buckets = (f"SELECT vendor, symbol, time_bucket(to_microseconds({width_us}), ts) AS bucket, "
+                       f"min(ts) AS first_ts, max(ts) AS last_ts FROM {ctx.relation} "
+                       f"WHERE business_date = $business_date AND ts IS NOT NULL GROUP BY ALL")
         query = f"""
             WITH seg AS (SELECT * FROM {sessions.symbol_segments_sql()} WHERE business_date = $business_date),
-            b AS (
-                SELECT vendor, symbol, time_bucket(to_microseconds({width_us}), ts) AS bucket,
-                       min(ts) AS first_ts, max(ts) AS last_ts
-                FROM {ctx.relation}
-                WHERE business_date = $business_date AND ts IS NOT NULL
-                GROUP BY ALL
-            ),
+            b AS ({buckets}),
             feeds AS (SELECT DISTINCT vendor, symbol FROM b),
             inside AS (
                 SELECT b.*, y.seg, y.seg_start, y.seg_end FROM b
@@ -317,7 +381,7 @@ class StaleFeed(_MarketRule):
         note = sessions.not_judged_note(conn, day)
         if not rows:
             (judged,) = conn.execute(
-                f"""SELECT count(*) FROM (SELECT DISTINCT vendor, symbol FROM {ctx.relation} WHERE business_date = $business_date) AS f
+                f"""SELECT count(*) FROM {_feeds(ctx)} AS f
                     JOIN (SELECT DISTINCT symbol FROM {sessions.symbol_segments_sql()} WHERE business_date = $business_date) USING (symbol)""",
                 ctx.params,
             ).fetchone()
@@ -361,16 +425,15 @@ class EverySecurityQuoted(_MarketRule):
             return skip
         day = ctx.business_date
         sessions = Sessions(conn, [day])
-        present = [r[0] for r in conn.execute(
-            f"SELECT DISTINCT vendor FROM {ctx.relation} WHERE business_date = $business_date ORDER BY 1", ctx.params
-        ).fetchall()]
+        feeds = _feeds(ctx)
+        present = [r[0] for r in conn.execute(f"SELECT DISTINCT vendor FROM {feeds} ORDER BY 1", ctx.params).fetchall()]
         required = cls.settings(rule)["vendors"] or present
         vendor_sql = ("(SELECT NULL::VARCHAR AS vendor)" if not required else
                       "(SELECT * FROM (VALUES " + ", ".join(f"({_sql_str(v)})" for v in required) + ") AS v(vendor))")
         any_vendor = not required
         query = f"""
             WITH open_secs AS (SELECT DISTINCT symbol FROM {sessions.symbol_segments_sql()} WHERE business_date = $business_date),
-            quoted AS (SELECT DISTINCT vendor, symbol FROM {ctx.relation} WHERE business_date = $business_date),
+            quoted AS (SELECT vendor, symbol FROM {feeds}),
             need AS (SELECT o.symbol, v.vendor FROM open_secs AS o CROSS JOIN {vendor_sql} AS v)
             SELECT n.symbol, n.vendor, (SELECT count(*) FROM open_secs) AS open_count FROM need AS n
             WHERE NOT EXISTS (SELECT 1 FROM quoted AS q WHERE q.symbol = n.symbol AND ({'TRUE' if any_vendor else 'q.vendor = n.vendor'}))
@@ -414,6 +477,10 @@ class VendorAgreement(_MarketRule):
     reads = ("securities",)
 
     @classmethod
+    def shared_needs(cls, rule, ctx):
+        return _bucket_needs(ctx, cls.settings(rule)["bucket_minutes"])
+
+    @classmethod
     def evaluate(cls, rule, ctx, conn):
         if (skip := _needs_date(ctx)) is not None:
             return skip
@@ -422,14 +489,11 @@ class VendorAgreement(_MarketRule):
         sessions = Sessions(conn, [day])
         in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
         bucket_us = int(float(s["bucket_minutes"]) * 60_000_000)
-        # The median mid of each vendor, symbol and bucket in one hash aggregate of the valid quotes.
+        buckets = quote_buckets(ctx, bucket_us)
+        # The median mid of each vendor, symbol and bucket: one hash aggregate of the quotes.
         query = f"""
             WITH b0 AS (
-                SELECT business_date, symbol, vendor, time_bucket(to_microseconds({bucket_us}), ts) AS bucket,
-                       quantile_disc(bid + ask, 0.5) / 2 AS mid
-                FROM {ctx.relation}
-                WHERE business_date = $business_date AND bid > 0 AND ask >= bid
-                GROUP BY ALL
+                SELECT business_date, symbol, vendor, bucket, mid FROM {buckets} WHERE valid_quotes > 0
             ),
             b AS (SELECT * FROM b0 WHERE {in_session}),
             cmp AS (
@@ -455,16 +519,15 @@ class VendorAgreement(_MarketRule):
         rows = conn.execute(query, ctx.params).fetchall()
         if not rows:
             (compared, vendors) = conn.execute(
-                f"SELECT count(DISTINCT symbol), count(DISTINCT vendor) FROM {ctx.relation} WHERE business_date = $business_date",
-                ctx.params).fetchone()
+                f"SELECT count(DISTINCT symbol), count(DISTINCT vendor) FROM {buckets}", ctx.params).fetchone()
             if vendors < 2:
                 return True, 0, compared, f"only {vendors} vendor quoted on {day}: nothing to compare", [], {}
             return (True, 0, compared, f"vendors' mids agree within {s['max_bps']:g} bps in at least "
                     f"{1 - s['min_share']:.0%} of the {s['bucket_minutes']:g}-min buckets for every symbol on {day}", [], {})
         compared = rows[0][9]
         vendors_of = dict(conn.execute(
-            f"SELECT symbol, count(DISTINCT vendor) FROM {ctx.relation} WHERE business_date = $business_date "
-            f"AND symbol IN ({', '.join(sorted({_sql_str(r[0]) for r in rows}))}) GROUP BY 1", ctx.params).fetchall())
+            f"SELECT symbol, count(DISTINCT vendor) FROM {buckets} "
+            f"WHERE symbol IN ({', '.join(sorted({_sql_str(r[0]) for r in rows}))}) GROUP BY 1", ctx.params).fetchall())
         by_symbol: dict[str, list] = {}
         for r in rows:
             by_symbol.setdefault(r[0], []).append(r)
@@ -503,6 +566,10 @@ class PriceSpike(_MarketRule):
     reads = ("securities",)
 
     @classmethod
+    def shared_needs(cls, rule, ctx):
+        return _bucket_needs(ctx, cls.settings(rule)["bucket_minutes"])
+
+    @classmethod
     def evaluate(cls, rule, ctx, conn):
         if (skip := _needs_date(ctx)) is not None:
             return skip
@@ -511,13 +578,10 @@ class PriceSpike(_MarketRule):
         sessions = Sessions(conn, [day])
         in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
         bucket_us = int(float(s["bucket_minutes"]) * 60_000_000)
+        buckets = quote_buckets(ctx, bucket_us)
         query = f"""
             WITH b0 AS (
-                SELECT business_date, vendor, symbol, time_bucket(to_microseconds({bucket_us}), ts) AS bucket,
-                       quantile_disc(bid + ask, 0.5) / 2 AS med, min(bid + ask) / 2 AS lo, max(bid + ask) / 2 AS hi
-                FROM {ctx.relation}
-                WHERE business_date = $business_date AND bid > 0 AND ask >= bid
-                GROUP BY ALL
+                SELECT business_date, vendor, symbol, bucket, mid AS med, lo, hi FROM {buckets} WHERE valid_quotes > 0
             ),
             b AS (SELECT * FROM b0 WHERE {in_session}),
             w AS (
@@ -547,8 +611,7 @@ class PriceSpike(_MarketRule):
         """
         rows = conn.execute(query, ctx.params).fetchall()
         (feeds,) = conn.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT vendor, symbol FROM {ctx.relation} WHERE business_date = $business_date)",
-            ctx.params).fetchone()
+            f"SELECT count(*) FROM (SELECT DISTINCT vendor, symbol FROM {buckets})", ctx.params).fetchone()
         if not rows:
             return (True, 0, feeds, f"no mid of {day} jumps away and back by more than {s['max_z']:g} robust sigmas "
                     f"and {s['min_bps']:g} bps ({feeds:,} symbol/vendor feeds)", [], {})
@@ -1231,9 +1294,8 @@ class QuoteVolumePerSymbol(_MarketRule):
             f"SELECT DISTINCT business_date FROM {ctx.relation} WHERE business_date < $business_date "
             f"AND business_date >= $business_date - INTERVAL {lookback} DAY ORDER BY 1 DESC LIMIT {int(s['history'])}",
             ctx.params).fetchall()]
-        (today_feeds,) = conn.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT vendor, symbol FROM {ctx.relation} WHERE business_date = $business_date)",
-            ctx.params).fetchone()
+        feeds = _feeds(ctx)
+        (today_feeds,) = conn.execute(f"SELECT count(*) FROM {feeds}", ctx.params).fetchone()
         if len(dates) < int(s["min_history"]):
             return (True, 0, today_feeds, f"{today_feeds:,} symbol/vendor feeds on {ctx.business_date}; only {len(dates)} "
                     f"earlier partition(s), {s['min_history']} needed to judge quote volumes", [], {})
@@ -1242,7 +1304,9 @@ class QuoteVolumePerSymbol(_MarketRule):
         query = f"""
             WITH c AS (
                 SELECT business_date, vendor, symbol, ln(count(*) + 1) AS lc, count(*) AS n
-                FROM {ctx.relation} WHERE business_date BETWEEN DATE '{min(dates)}' AND $business_date GROUP BY ALL
+                FROM {ctx.relation} WHERE business_date >= DATE '{min(dates)}' AND business_date < $business_date GROUP BY ALL
+                UNION ALL
+                SELECT $business_date::DATE, vendor, symbol, ln(quotes + 1), quotes FROM {feeds}
             ),
             h AS (
                 SELECT vendor, symbol, median(lc) AS med, {MAD_TO_SIGMA} * mad(lc) AS sigma, count(*) AS days,

@@ -11,7 +11,8 @@ How Soda runs here (soda-core 4.28, soda-duckdb 4.28): the warehouse connection 
 ``DuckDBDataSourceImpl.from_existing_cursor(conn, "warehouse")`` and each contract is verified
 with ``verify_contract_locally(data_sources=[...], contract_file_path=..., variables=...)``.
 Soda runs its queries on that connection (it never opens the file itself, so the lock holds)
-and leaves the connection open. Nothing is sent anywhere: telemetry is switched off before
+and leaves the connection open. On the PostgreSQL warehouse (``CEI_WAREHOUSE_URL``) soda-postgres
+opens its own session on the same database instead (``_data_source``). Nothing is sent anywhere: telemetry is switched off before
 Soda is imported, and no Soda Cloud configuration is ever given.
 
 Soda reports counts only. For a failing check this module reads up to 20 failing rows itself,
@@ -26,6 +27,7 @@ when the definitions load, without importing Soda or touching the warehouse.
 """
 
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -236,15 +238,14 @@ def verify_contract(conn, table: str, business_date: dt.date) -> list[CheckOutco
         return [_outcome(check, False, text, business_date) for check in contract.checks]
 
     from soda_core.contracts.api.verify_api import verify_contract_locally
-    from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
-    data_source = DuckDBDataSourceImpl.from_existing_cursor(conn, DATA_SOURCE_NAME)
     try:
-        session = verify_contract_locally(
-            data_sources=[data_source],
-            contract_file_path=str(contract.path),
-            variables={DATE_VARIABLE: business_date.isoformat()},
-        )
+        with _data_source(conn, contract.path) as (data_source, contract_path):
+            session = verify_contract_locally(
+                data_sources=[data_source],
+                contract_file_path=str(contract_path),
+                variables={DATE_VARIABLE: business_date.isoformat()},
+            )
     except Exception as error:  # fail closed with the reason, never crash the check step
         text = f"Soda could not verify {contract.path.name} on {contract.relation} for {business_date}: {error}"
         return [_outcome(check, False, text, business_date) for check in contract.checks]
@@ -265,6 +266,24 @@ def verify_contract(conn, table: str, business_date: dt.date) -> list[CheckOutco
             continue
         outcomes.append(_judge(conn, contract, check, result, errors, business_date))
     return outcomes
+
+
+@contextlib.contextmanager
+def _data_source(conn, contract_path: Path):
+    """Soda's data source on the warehouse ``conn`` belongs to, and the contract to verify with it.
+
+    DuckDB: the open connection itself. PostgreSQL (soda-postgres): a session of Soda's own on
+    the same database, and the contract with its dataset named the PostgreSQL way.
+    """
+    from cei_assets.warehouse_postgres import PostgresConnection, soda_data_source
+
+    if isinstance(conn, PostgresConnection):
+        with soda_data_source(conn, DATA_SOURCE_NAME, contract_path) as (data_source, path):
+            yield data_source, path
+        return
+    from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
+
+    yield DuckDBDataSourceImpl.from_existing_cursor(conn, DATA_SOURCE_NAME), contract_path
 
 
 def _table_exists(conn, relation: str) -> bool:

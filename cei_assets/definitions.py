@@ -41,7 +41,8 @@ defs = dg.Definitions(
     ],
     sensors=[incident_sensor],
     resources={
-        "warehouse": WarehouseResource(path=dg.EnvVar("CEI_WAREHOUSE")),
+        # DuckDB at CEI_WAREHOUSE, or PostgreSQL when CEI_WAREHOUSE_URL is set (docs/warehouse.md).
+        "warehouse": WarehouseResource(path=dg.EnvVar("CEI_WAREHOUSE"), url=dg.EnvVar("CEI_WAREHOUSE_URL")),
         "landing": LandingZoneResource(root=dg.EnvVar("CEI_LANDING_DIR")),
         # The dbt next to this interpreter: the daemon and webserver may not have the venv on PATH.
         "dbt": LocalDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

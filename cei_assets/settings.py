@@ -271,6 +271,10 @@ def check_environment() -> str:
     chosen = profile()
     if chosen == PRODUCTION:
         _require_postgres()
+    if os.environ.get("CEI_WAREHOUSE_URL", "").strip():  # the PostgreSQL warehouse (docs/warehouse.md)
+        from cei_assets.warehouse_postgres import parse_url
+
+        parse_url(os.environ["CEI_WAREHOUSE_URL"])  # a WarehouseURLError is a SettingsError
     return chosen
 
 
@@ -295,5 +299,6 @@ def configure_environment() -> None:
     # Resources read these through dg.EnvVar when a run starts, so every process of a
     # deployment (CLI, daemon, webserver, step subprocesses) resolves the same paths.
     os.environ.setdefault("CEI_WAREHOUSE", str(warehouse_path()))
+    os.environ.setdefault("CEI_WAREHOUSE_URL", "")  # empty: the DuckDB file above; set: PostgreSQL
     os.environ.setdefault("CEI_LANDING_DIR", str(landing_dir()))
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""The DuckDB warehouse, shared safely between runs, dbt, sensors and the command line.
+"""The warehouse: a DuckDB file by default, PostgreSQL by configuration (``CEI_WAREHOUSE_URL``).
+
+Both engines are used through one resource with one contract: ``read()`` and ``write()`` give a
+connection that runs DuckDB SQL (on PostgreSQL, ``warehouse_postgres.PostgresConnection``
+translates it), ``lock()`` holds the warehouse while another process (dbt) writes it.
 
 DuckDB lets one process open a database file for writing, and no other process may open it
 at all while it does. Dagster's default executor runs each step in its own process, dbt runs
@@ -7,6 +11,9 @@ they would fail with lock errors. Every access therefore goes through an advisor
 next to the database: writers take it exclusively, readers shared, and each holds it only
 for the statement batch at hand. Waiting is bounded and reported, never an error unless the
 wait exceeds ``lock_timeout_seconds``.
+
+On PostgreSQL readers never wait (the server isolates them from writers) and writers exclude
+each other with an advisory lock on the server instead of the file (see warehouse_postgres).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import duckdb
 from pydantic import Field
 
 from cei_assets import settings
+from cei_assets import warehouse_postgres as pg
 
 log = logging.getLogger(__name__)
 
@@ -100,29 +108,77 @@ def warehouse_lock(database: Path, exclusive: bool, timeout_seconds: float = 900
             os.close(fd)
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (``CEI_WAREHOUSE``, default ``$CEI_HOME/warehouse.duckdb``)."""
+def warehouse_url() -> str:
+    """``CEI_WAREHOUSE_URL``: a PostgreSQL URL selects the PostgreSQL warehouse; empty, DuckDB."""
+    return os.environ.get("CEI_WAREHOUSE_URL", "").strip()
 
-    path: str = Field(description="Path of the DuckDB database file.")
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse: the DuckDB file (``CEI_WAREHOUSE``, default ``$CEI_HOME/warehouse.duckdb``),
+    or the PostgreSQL database named by ``url`` (``CEI_WAREHOUSE_URL``) when it is set."""
+
+    path: str = Field(description="Path of the DuckDB database file (unused when url is set).")
+    url: str = Field(
+        default="",
+        description="PostgreSQL URL of the warehouse, postgresql://user@host:5432/dbname; empty for DuckDB. "
+        "The password may come from PGPASSWORD instead of the URL.",
+    )
     lock_timeout_seconds: float = Field(default=900.0, description="Longest wait for another process's lock.")
     threads: int = Field(default=0, description="DuckDB threads; 0 lets DuckDB use every core.")
 
     @classmethod
     def from_environment(cls) -> WarehouseResource:
-        return cls(path=str(settings.warehouse_path()))
+        return cls(path=str(settings.warehouse_path()), url=warehouse_url())
+
+    @property
+    def engine(self) -> str:
+        return "postgres" if self.url.strip() else "duckdb"
+
+    @property
+    def postgres(self) -> pg.PostgresTarget | None:
+        """The PostgreSQL coordinates, or None on DuckDB. A malformed URL fails with what to fix."""
+        return pg.parse_url(self.url) if self.url.strip() else None
 
     @property
     def database(self) -> Path:
         return Path(self.path)
 
+    @property
+    def shown(self) -> str:
+        """Where the warehouse is, without secrets."""
+        target = self.postgres
+        return target.shown if target else str(self.database)
+
+    def dbt_environment(self) -> dict[str, str]:
+        """The variables dbt_project/profiles.yml reads to reach this warehouse."""
+        target = self.postgres
+        if target is None:
+            return {"CEI_DBT_TARGET": "duckdb", "CEI_WAREHOUSE": self.path}
+        return target.dbt_environment()
+
     @contextlib.contextmanager
     def lock(self, exclusive: bool = True) -> Iterator[None]:
         """Hold the warehouse without a connection, e.g. while dbt's own process writes to it."""
+        target = self.postgres
+        if target is not None:
+            with pg.advisory_lock(target, exclusive=exclusive, timeout_seconds=self.lock_timeout_seconds):
+                yield
+            return
         with warehouse_lock(self.database, exclusive=exclusive, timeout_seconds=self.lock_timeout_seconds):
             yield
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection | pg.PostgresConnection]:
+        target = self.postgres
+        if target is not None:
+            with self.lock(exclusive=True):
+                conn = pg.PostgresConnection(target, application="cei-writer")
+                try:
+                    pg.ensure_compat_functions(conn)
+                    yield conn
+                finally:
+                    conn.close()
+            return
         self.database.parent.mkdir(parents=True, exist_ok=True)
         with self.lock(exclusive=True):
             conn = self._connect(read_only=False)
@@ -132,8 +188,17 @@ class WarehouseResource(dg.ConfigurableResource):
                 conn.close()
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; an empty in-memory database when nothing was written yet."""
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection | pg.PostgresConnection]:
+        """A read-only connection; on DuckDB an empty in-memory database when nothing was written yet."""
+        target = self.postgres
+        if target is not None:
+            # No lock: PostgreSQL shows a reader the last committed state while writers write.
+            conn = pg.PostgresConnection(target, application="cei-reader")
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
         if not self.database.exists():
             conn = duckdb.connect(":memory:")
             try:

@@ -9,7 +9,7 @@ CEI = str(Path(sys.executable).with_name("cei"))
 
 
 def cei(*args: str, home: Path, landing: Path | None = None, extra_env: dict | None = None, timeout: int = 900):
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_LANDING_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_WAREHOUSE_URL", "CEI_LANDING_DIR")}
     env["CEI_HOME"] = str(home)
     if landing is not None:
         env["CEI_LANDING_DIR"] = str(landing)

@@ -19,6 +19,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def cei_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "cei_home"
     monkeypatch.setenv("CEI_HOME", str(home))
-    for name in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_LANDING_DIR"):
+    for name in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_WAREHOUSE_URL", "CEI_LANDING_DIR"):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -84,7 +84,7 @@ def celery_run(tmp_path_factory):
                         "--quotes-per-symbol", "30", "--orders-per-day", "12", home=home, extra_env=env_extra)
         assert generated.returncode == 0, generated.stderr
 
-        env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CEI_WAREHOUSE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_WAREHOUSE_URL")}
         env.update(env_extra, CEI_HOME=str(home))
         services = subprocess.Popen(
             [str(PROJECT_ROOT / "bin" / "cei-services"), "--no-daemon", "--no-webserver", "--celery-workers", "2",

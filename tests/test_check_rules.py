@@ -92,3 +92,13 @@ def test_row_rules_and_table_rules_report_independently(tmp_path, quotes_table):
     assert not crossed.passed and crossed.severity == "WARN" and crossed.affected["symbol"] == ["ORCL"]
     assert not ordering.passed and ordering.failing_count == 1 and "ORCL" in ordering.description
     assert price.passed
+
+
+def test_a_quote_that_goes_back_in_time_is_shown_with_the_one_before_it_and_its_file_and_line(tmp_path, quotes_table):
+    (rule,) = rules_from(tmp_path, "quotes:\n  - timestamp_monotonicity: non_decreasing\n    by: [vendor, symbol]\n")
+    ctx = table_context(quotes_table, "quotes", "raw.quotes", DAY, ("vendor", "symbol", "ts"))
+    (outcome,) = run_rules(quotes_table, ctx, [rule])
+    assert outcome.sample_rows == [{
+        "vendor": "primary", "symbol": "ORCL", "ts": dt.datetime(2026, 10, 1, 13, 59),
+        "previous_ts": dt.datetime(2026, 10, 1, 14, 0), "_source_file": "q.csv", "_source_line": 5,
+    }]

@@ -108,3 +108,19 @@ def test_reloading_a_date_replaces_its_rows_and_keeps_other_dates(tmp_path, conn
     load_dataset(conn, EXECUTIONS, tmp_path, DAY)
     assert conn.execute("SELECT business_date, count(*) FROM raw.executions GROUP BY 1 ORDER BY 1").fetchall() == [
         (DAY, 1), (other, 1)]
+
+
+def test_every_row_keeps_its_own_line_in_the_file_also_after_an_unparsable_line(tmp_path, conn):
+    header = "ts,symbol,bid,ask,bid_size,ask_size\n"
+    path = write(tmp_path / DAY.isoformat() / "quotes_primary.csv", header
+                 + "2026-10-01T14:00:00.000Z,AAA,1,1.1,100,200\n"
+                 + "2026-10-01T14:00:01.000Z,BBB,one,1.1,100,200\n"
+                 + "2026-10-01T14:00:02.000Z,CCC,1,1.1,100,200\n"
+                 + "2026-10-01T14:00:03+02:00,DDD,1,1.1,100,200\n")
+    result = load_dataset(conn, QUOTES, tmp_path, DAY)
+    assert [(p.column, p.lines) for p in result.problems] == [("bid", [3])]
+    assert conn.execute("SELECT symbol, _source_file, _source_line, ts FROM raw.quotes ORDER BY _source_line").fetchall() == [
+        ("AAA", str(path), 2, dt.datetime(2026, 10, 1, 14, 0, 0)),
+        ("CCC", str(path), 4, dt.datetime(2026, 10, 1, 14, 0, 2)),
+        ("DDD", str(path), 5, dt.datetime(2026, 10, 1, 12, 0, 3)),  # an offset is converted to UTC
+    ]

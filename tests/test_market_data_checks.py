@@ -188,6 +188,25 @@ def test_price_spike_ignores_a_real_jump_and_catches_a_quote_that_jumps_and_come
     assert "ORCL/primary 52.5" in outcome.description and "at 17:00:30 UTC between 50" in outcome.description
 
 
+def test_the_quote_rules_judge_alike_alone_and_together(conn, rule):
+    # Run together, the quote rules read one aggregate of the quotes per symbol and bucket; each
+    # rule must say exactly what it says when it runs alone.
+    securities(conn, ("NVDA", "USD", "XNAS"), ("ORCL", "USD", "XNYS"), ("AAPL", "USD", "XNAS"))
+    add_quotes(conn, "NVDA", mid="100", where="ts < TIMESTAMP '2026-10-01 15:00:00' OR ts >= TIMESTAMP '2026-10-01 16:10:00'")
+    add_quotes(conn, "NVDA", "secondary", mid="103")
+    add_quotes(conn, "ORCL", mid="50 * (1 + 0.0005 * sin(i * 1.3)) * CASE WHEN i = 211 THEN 1.05 ELSE 1 END")
+    add_quotes(conn, "ORCL", "secondary", mid="50")
+    texts = ["- stale_feed: {max_gap_minutes: 30}", "- every_security_quoted: true", "- vendor_agreement: {max_bps: 100}",
+             "- price_spike: {max_z: 10, min_bps: 50}", "- quote_volume_per_symbol: {history: 10}",
+             "- vendor_agreement: {max_bps: 100, bucket_minutes: 10}\n  name: vendor_agreement_10"]
+    rules = [rule("quotes", text + "\n  blocking: false") for text in texts]
+    together = run(conn, "quotes", DAY, *rules)
+    alone = [one(conn, "quotes", DAY, r) for r in rules]
+    shown = [(o.check_name, o.passed, o.description, o.failing_count, o.total_count, o.sample_rows) for o in together]
+    assert shown == [(o.check_name, o.passed, o.description, o.failing_count, o.total_count, o.sample_rows) for o in alone]
+    assert [o.passed for o in together] == [False, False, False, False, True, False], [o.description for o in together]
+
+
 # ----------------------------------------------------------------------------- eod_matches_last_quote
 
 

@@ -33,7 +33,7 @@ PG_PASSWORD = "pg-Secret-7f3a9c"  # the server trusts loopback, so any password 
 
 # Variables a test's subprocess must not inherit from whoever runs the suite.
 _DEPLOYMENT_VARS = (
-    "DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_LANDING_DIR", "CEI_PROFILE", "CEI_SECRETS_FILE", "CEI_EXECUTOR",
+    "DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_WAREHOUSE_URL", "CEI_LANDING_DIR", "CEI_PROFILE", "CEI_SECRETS_FILE", "CEI_EXECUTOR",
     "CEI_PG_HOST", "CEI_PG_PORT", "CEI_PG_DATABASE", "CEI_PG_USER", "CEI_PG_PASSWORD", "CEI_MAX_CONCURRENT_RUNS",
     "CEI_INCIDENTS_URL",
 )

@@ -166,8 +166,9 @@ def books_dbt_assets(
             f"the books for {dbt_vars['previous_date']} are not in the warehouse; the books roll forward one "
             f"trading date at a time from {first_date}: run `cei run --date {dbt_vars['previous_date']}` first"
         )
-    # dbt opens the DuckDB file in its own process: hold the warehouse exclusively meanwhile.
-    os.environ["CEI_WAREHOUSE"] = warehouse.path
+    # dbt runs in its own process: point its profile at this warehouse (the duckdb or the
+    # postgres target, see dbt_project/profiles.yml) and hold the warehouse exclusively meanwhile.
+    os.environ.update(warehouse.dbt_environment())
     with warehouse.lock(exclusive=True):
         _clear_selected_books(context, warehouse, business_date)
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

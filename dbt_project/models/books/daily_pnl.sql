@@ -39,11 +39,11 @@ flows as (
         p.symbol,
         p.base_currency,
         p.fx_to_base,
-        cast(p.buy_notional - p.sell_notional as double) * p.fx_to_base as trade_cash_flow_base,
-        cast(p.fees as double) * p.fx_to_base as fees_base,
+        cast(p.buy_notional - p.sell_notional as double precision) * p.fx_to_base as trade_cash_flow_base,
+        cast(p.fees as double precision) * p.fx_to_base as fees_base,
         -- No rate for the dividend's currency gives a null P&L (a failed check), not a zero.
         case when p.dividend_income = 0 then 0
-             else cast(p.dividend_income as double) * div_fx.usd_per_unit / base_fx.usd_per_unit end as dividends_base,
+             else cast(p.dividend_income as double precision) * div_fx.usd_per_unit / base_fx.usd_per_unit end as dividends_base,
         p.realized_trading_pnl_base,
         p.cost_basis_base,
         p.prior_cost_basis_base,

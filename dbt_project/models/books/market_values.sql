@@ -21,8 +21,8 @@ select
     p.quantity,
     m.close as close_price,
     p.quantity * m.close as market_value,
-    cast(sec_fx.usd_per_unit as double) / base_fx.usd_per_unit as fx_to_base,
-    cast(p.quantity * m.close as double) * sec_fx.usd_per_unit / base_fx.usd_per_unit as market_value_base
+    cast(sec_fx.usd_per_unit as double precision) / base_fx.usd_per_unit as fx_to_base,
+    cast(p.quantity * m.close as double precision) * sec_fx.usd_per_unit / base_fx.usd_per_unit as market_value_base
 from {{ ref('positions') }} as p
 left join marks as m on m.symbol = p.symbol
 left join fx as sec_fx on sec_fx.currency = p.currency

@@ -18,11 +18,11 @@ select
     a.base_currency,
     p.quantity,
     p.avg_cost,
-    cast(sec_fx.usd_per_unit / base_fx.usd_per_unit as double) as fx_to_base,
-    cast(p.avg_cost as double) * sec_fx.usd_per_unit / base_fx.usd_per_unit as avg_cost_base,
+    cast(sec_fx.usd_per_unit / base_fx.usd_per_unit as double precision) as fx_to_base,
+    cast(p.avg_cost as double precision) * sec_fx.usd_per_unit / base_fx.usd_per_unit as avg_cost_base,
     m.close as close_price,
     p.quantity * m.close as market_value,
-    cast(p.quantity * m.close as double) * sec_fx.usd_per_unit / base_fx.usd_per_unit as market_value_base
+    cast(p.quantity * m.close as double precision) * sec_fx.usd_per_unit / base_fx.usd_per_unit as market_value_base
 from {{ ref('stg_opening_positions') }} as p
 left join {{ ref('stg_securities') }} as s on s.symbol = p.symbol
 left join {{ ref('stg_accounts') }} as a on a.account = p.account

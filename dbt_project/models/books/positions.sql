@@ -45,8 +45,8 @@ prior_adjusted as (
         p.symbol,
         p.quantity as prior_quantity_unadjusted,
         p.quantity * coalesce(s.ratio, 1) as prior_quantity,
-        cast(p.avg_cost as double) / coalesce(s.ratio, 1) as prior_avg_cost,
-        cast(p.avg_cost_base as double) / coalesce(s.ratio, 1) as prior_avg_cost_base
+        cast(p.avg_cost as double precision) / coalesce(s.ratio, 1) as prior_avg_cost,
+        cast(p.avg_cost_base as double precision) / coalesce(s.ratio, 1) as prior_avg_cost_base
     from prior as p
     left join splits as s on s.symbol = p.symbol
 ),
@@ -91,9 +91,9 @@ priced as (
         a.*,
         s.currency,
         acc.base_currency,
-        cast(sec_fx.usd_per_unit as double) / base_fx.usd_per_unit as fx_to_base,
-        case when a.bought_quantity > 0 then cast(a.buy_notional as double) / a.bought_quantity end as buy_price,
-        case when a.sold_quantity > 0 then cast(a.sell_notional as double) / a.sold_quantity end as sell_price,
+        cast(sec_fx.usd_per_unit as double precision) / base_fx.usd_per_unit as fx_to_base,
+        case when a.bought_quantity > 0 then cast(a.buy_notional as double precision) / a.bought_quantity end as buy_price,
+        case when a.sold_quantity > 0 then cast(a.sell_notional as double precision) / a.sold_quantity end as sell_price,
         least(a.bought_quantity, a.sold_quantity) as matched_quantity,
         a.bought_quantity - a.sold_quantity as net_quantity
     from activity as a

@@ -23,7 +23,7 @@ select
     b.family,
     b.rule,
     b.category,
-    coalesce(r.blocks_always or list_contains(r.blocks_categories, b.category), false) as blocking,
+    coalesce(r.blocks_always or {{ cei_list_contains('r.blocks_categories', 'b.category') }}, false) as blocking,
     b.account,
     b.symbol,
     b.currency,

@@ -111,10 +111,10 @@ per_share as (
 dividend_symbols as (
     select g.*
     from (
-        select p.symbol, round(p.amount, 8) as amount, count(*) as accounts
+        select p.symbol, {% call cei_round(8) %}p.amount{% endcall %} as amount, count(*) as accounts
         from per_share as p, tolerance as t
         where p.amount > 0 and p.amount <= t.max_yield * p.previous_close
-        group by p.symbol, round(p.amount, 8)
+        group by p.symbol, {% call cei_round(8) %}p.amount{% endcall %}
     ) as g
     join holders as h on h.symbol = g.symbol
     where g.accounts = h.holders and g.accounts >= 2
@@ -124,7 +124,7 @@ suspected_dividends as (
     select p.account, p.currency, min(p.symbol) as symbol, min(p.held) as held, min(d.amount) as amount,
            min(d.accounts) as accounts
     from per_share as p
-    join dividend_symbols as d on d.symbol = p.symbol and d.amount = round(p.amount, 8)
+    join dividend_symbols as d on d.symbol = p.symbol and d.amount = {% call cei_round(8) %}p.amount{% endcall %}
     group by p.account, p.currency
 ),
 
@@ -164,21 +164,21 @@ select
     symbol,
     currency,
     cast(null as varchar) as reference,
-    format('{:.15g}', firm_balance) as firm_value,
-    format('{:.15g}', broker_balance) as broker_value,
+    {% call cei_format() %}'{:.15g}', firm_balance{% endcall %} as firm_value,
+    {% call cei_format() %}'{:.15g}', broker_balance{% endcall %} as broker_value,
     cast(difference as decimal(38, 10)) as difference,
-    cast(difference as double) * fx_to_base as impact_base,
+    cast(difference as double precision) * fx_to_base as impact_base,
     true as explains_pnl,
     case category
         when 'cash' then
-            format('{}: the books hold {:,.2f} {} at the close, the broker''s statement {:,.2f} (difference {:,.2f}).',
-                   account, firm_balance, currency, broker_balance, difference)
+            {% call cei_format() %}'{}: the books hold {:,.2f} {} at the close, the broker''s statement {:,.2f} (difference {:,.2f}).',
+                   account, firm_balance, currency, broker_balance, difference{% endcall %}
         when 'corporate action suspected' then
-            format('{}: the broker''s {} cash is {:,.2f} {} than the books, {:.15g} per share on the {:.15g} {} held at the previous close, the same per share for all {} holders: a dividend of {} not recorded for {}?',
+            {% call cei_format() %}'{}: the broker''s {} cash is {:,.2f} {} than the books, {:.15g} per share on the {:.15g} {} held at the previous close, the same per share for all {} holders: a dividend of {} not recorded for {}?',
                    account, currency, abs(difference), case when difference < 0 then 'higher' else 'lower' end,
-                   amount, held, symbol, accounts, symbol, strftime({{ business_date() }}, '%Y-%m-%d'))
+                   amount, held, symbol, accounts, symbol, {% call cei_strftime('%Y-%m-%d') %}{{ business_date() }}{% endcall %}{% endcall %}
         else
-            format('{}: the books hold {:,.2f} {}, the broker {:,.2f}; the difference {:,.2f} is the cash of fill(s) {} ({}).',
-                   account, firm_balance, currency, broker_balance, difference, trade_refs, category)
+            {% call cei_format() %}'{}: the books hold {:,.2f} {}, the broker {:,.2f}; the difference {:,.2f} is the cash of fill(s) {} ({}).',
+                   account, firm_balance, currency, broker_balance, difference, trade_refs, category{% endcall %}
     end as description
 from categorised

@@ -108,18 +108,18 @@ breaks as (
         case when is_copy then 'duplicate_fill' else 'confirm_missing' end as rule,
         case when is_copy then 'duplicate' else 'missing at broker' end as category,
         f_account as account, f_symbol as symbol, f_currency as currency, f_exec_id as reference,
-        format('{} {:.15g} at {:.15g}', f_side, f_quantity, f_price) as firm_value,
+        {% call cei_format() %}'{} {:.15g} at {:.15g}', f_side, f_quantity, f_price{% endcall %} as firm_value,
         cast(null as varchar) as broker_value,
         cast(f_signed as decimal(38, 10)) as difference,
         f_pnl as impact_base,
         f_signed as implied_quantity,
         f_cash as implied_cash,
         case when is_copy then
-            format('{}: fill {} ({} {:.15g} {} at {:.15g}) repeats fill {} (same order, time, quantity, price and fee); the broker confirmed it once.',
-                   f_account, f_exec_id, f_side, f_quantity, f_symbol, f_price, twins)
+            {% call cei_format() %}'{}: fill {} ({} {:.15g} {} at {:.15g}) repeats fill {} (same order, time, quantity, price and fee); the broker confirmed it once.',
+                   f_account, f_exec_id, f_side, f_quantity, f_symbol, f_price, twins{% endcall %}
         else
-            format('{}: fill {} ({} {:.15g} {} at {:.15g}) has no broker confirm.',
-                   f_account, f_exec_id, f_side, f_quantity, f_symbol, f_price)
+            {% call cei_format() %}'{}: fill {} ({} {:.15g} {} at {:.15g}) has no broker confirm.',
+                   f_account, f_exec_id, f_side, f_quantity, f_symbol, f_price{% endcall %}
         end as description
     from unconfirmed
 
@@ -128,17 +128,17 @@ breaks as (
         case when fill_exists then 'duplicate_confirm' else 'fill_missing' end,
         case when fill_exists then 'duplicate' else 'missing internally' end,
         c_account, c_symbol, c_currency, c_exec_id,
-        null, format('{} {:.15g} at {:.15g}', c_side, c_quantity, c_price),
+        null, {% call cei_format() %}'{} {:.15g} at {:.15g}', c_side, c_quantity, c_price{% endcall %},
         cast(-c_signed as decimal(38, 10)),
         -c_pnl,
         -c_signed,
         -c_cash,
         case when fill_exists then
-            format('{}: {} confirmed fill {} ({} {:.15g} {} at {:.15g}) again as {}.',
-                   c_account, broker, c_exec_id, c_side, c_quantity, c_symbol, c_price, broker_ref)
+            {% call cei_format() %}'{}: {} confirmed fill {} ({} {:.15g} {} at {:.15g}) again as {}.',
+                   c_account, broker, c_exec_id, c_side, c_quantity, c_symbol, c_price, broker_ref{% endcall %}
         else
-            format('{}: {} confirmed {} {:.15g} {} at {:.15g} as {} ({}), a fill the firm has not booked.',
-                   c_account, broker, c_side, c_quantity, c_symbol, c_price, c_exec_id, broker_ref)
+            {% call cei_format() %}'{}: {} confirmed {} {:.15g} {} at {:.15g} as {} ({}), a fill the firm has not booked.',
+                   c_account, broker, c_side, c_quantity, c_symbol, c_price, c_exec_id, broker_ref{% endcall %}
         end
     from unmatched_confirms
 
@@ -146,8 +146,8 @@ breaks as (
     select
         'confirm_account', 'position', f_account, f_symbol, f_currency, f_exec_id, f_account, c_account,
         null, f_pnl, 0, 0,
-        format('Fill {} ({} {:.15g} {}) is booked to {} but {} confirmed it for {}.',
-               f_exec_id, f_side, f_quantity, f_symbol, f_account, broker, c_account)
+        {% call cei_format() %}'Fill {} ({} {:.15g} {}) is booked to {} but {} confirmed it for {}.',
+               f_exec_id, f_side, f_quantity, f_symbol, f_account, broker, c_account{% endcall %}
     from confirmed_fills
     where f_account <> c_account
 
@@ -155,8 +155,8 @@ breaks as (
     select
         'confirm_symbol', 'position', f_account, f_symbol, f_currency, f_exec_id, f_symbol, c_symbol,
         null, f_pnl, 0, 0,
-        format('{}: fill {} ({} {:.15g} {}) was confirmed by {} in {}.',
-               f_account, f_exec_id, f_side, f_quantity, f_symbol, broker, c_symbol)
+        {% call cei_format() %}'{}: fill {} ({} {:.15g} {}) was confirmed by {} in {}.',
+               f_account, f_exec_id, f_side, f_quantity, f_symbol, broker, c_symbol{% endcall %}
     from confirmed_fills
     where f_symbol <> c_symbol
 
@@ -167,47 +167,47 @@ breaks as (
         (f_signed - c_signed) * (f_mark - f_price) * f_fx,
         f_signed - c_signed,
         -(f_signed - c_signed) * f_price,
-        format('{}: fill {} is a {} of {:.15g} {} but {} confirmed a {}.',
-               f_account, f_exec_id, f_side, f_quantity, f_symbol, broker, c_side)
+        {% call cei_format() %}'{}: fill {} is a {} of {:.15g} {} but {} confirmed a {}.',
+               f_account, f_exec_id, f_side, f_quantity, f_symbol, broker, c_side{% endcall %}
     from confirmed_fills
     where f_side <> c_side
 
     union all
     select
         'confirm_quantity', 'quantity', p.f_account, p.f_symbol, p.f_currency, p.f_exec_id,
-        format('{:.15g}', p.f_quantity), format('{:.15g}', p.c_quantity),
+        {% call cei_format() %}'{:.15g}', p.f_quantity{% endcall %}, {% call cei_format() %}'{:.15g}', p.c_quantity{% endcall %},
         cast(p.f_quantity - p.c_quantity as decimal(38, 10)),
         sign(p.f_signed) * (p.f_quantity - p.c_quantity) * (p.f_mark - p.f_price) * p.f_fx,
         sign(p.f_signed) * (p.f_quantity - p.c_quantity),
         -sign(p.f_signed) * (p.f_quantity - p.c_quantity) * p.f_price,
-        format('{}: fill {} ({} {} at {:.15g}) is for {:.15g} but {} confirmed {:.15g}.',
-               p.f_account, p.f_exec_id, p.f_side, p.f_symbol, p.f_price, p.f_quantity, p.broker, p.c_quantity)
+        {% call cei_format() %}'{}: fill {} ({} {} at {:.15g}) is for {:.15g} but {} confirmed {:.15g}.',
+               p.f_account, p.f_exec_id, p.f_side, p.f_symbol, p.f_price, p.f_quantity, p.broker, p.c_quantity{% endcall %}
     from confirmed_fills as p, tolerance as t
     where abs(p.f_quantity - p.c_quantity) > t.quantity_abs
 
     union all
     select
         'confirm_price', 'price', p.f_account, p.f_symbol, p.f_currency, p.f_exec_id,
-        format('{:.15g}', p.f_price), format('{:.15g}', p.c_price),
+        {% call cei_format() %}'{:.15g}', p.f_price{% endcall %}, {% call cei_format() %}'{:.15g}', p.c_price{% endcall %},
         cast(p.f_price - p.c_price as decimal(38, 10)),
         -p.f_signed * (p.f_price - p.c_price) * p.f_fx,
         0,
         -p.f_signed * (p.f_price - p.c_price),
-        format('{}: fill {} ({} {:.15g} {}) is at {:.15g} but {} confirmed {:.15g}.',
-               p.f_account, p.f_exec_id, p.f_side, p.f_quantity, p.f_symbol, p.f_price, p.broker, p.c_price)
+        {% call cei_format() %}'{}: fill {} ({} {:.15g} {}) is at {:.15g} but {} confirmed {:.15g}.',
+               p.f_account, p.f_exec_id, p.f_side, p.f_quantity, p.f_symbol, p.f_price, p.broker, p.c_price{% endcall %}
     from confirmed_fills as p, tolerance as t
     where abs(p.f_price - p.c_price) > greatest(t.price_abs, t.price_bps / 10000 * abs(p.f_price))
 
     union all
     select
         'confirm_fee', 'fee', p.f_account, p.f_symbol, p.f_currency, p.f_exec_id,
-        format('{:.15g}', p.f_fee), format('{:.15g}', p.c_fee),
+        {% call cei_format() %}'{:.15g}', p.f_fee{% endcall %}, {% call cei_format() %}'{:.15g}', p.c_fee{% endcall %},
         cast(p.f_fee - p.c_fee as decimal(38, 10)),
         -(p.f_fee - p.c_fee) * p.f_fx,
         0,
         -(p.f_fee - p.c_fee),
-        format('{}: fill {} ({} {:.15g} {} at {:.15g}) carries a fee of {:.15g} but {} confirmed {:.15g}.',
-               p.f_account, p.f_exec_id, p.f_side, p.f_quantity, p.f_symbol, p.f_price, p.f_fee, p.broker, p.c_fee)
+        {% call cei_format() %}'{}: fill {} ({} {:.15g} {} at {:.15g}) carries a fee of {:.15g} but {} confirmed {:.15g}.',
+               p.f_account, p.f_exec_id, p.f_side, p.f_quantity, p.f_symbol, p.f_price, p.f_fee, p.broker, p.c_fee{% endcall %}
     from confirmed_fills as p, tolerance as t
     where abs(p.f_fee - p.c_fee) > greatest(t.fee_abs, t.fee_bps / 10000 * abs(p.f_fee))
 
@@ -215,14 +215,14 @@ breaks as (
     select
         'late_confirm', 'late confirm', coalesce(p.f_account, p.c_account), coalesce(p.f_symbol, p.c_symbol),
         coalesce(p.f_currency, p.c_currency), p.c_exec_id,
-        strftime(k.cutoff_ts, '%Y-%m-%dT%H:%M:%SZ'), strftime(p.received_ts, '%Y-%m-%dT%H:%M:%S.%gZ'),
-        cast(round(epoch_ms(p.received_ts) - epoch_ms(k.cutoff_ts)) / 60000.0 as decimal(38, 10)),
+        {% call cei_strftime('%Y-%m-%dT%H:%M:%SZ') %}k.cutoff_ts{% endcall %}, {% call cei_strftime('%Y-%m-%dT%H:%M:%S.%gZ') %}p.received_ts{% endcall %},
+        cast(round({% call cei_epoch_ms() %}p.received_ts{% endcall %} - {% call cei_epoch_ms() %}k.cutoff_ts{% endcall %}) / 60000.0 as decimal(38, 10)),
         0, 0, 0,
-        format('{}: {} confirm {} of fill {} ({} {:.15g} {}) arrived at {} UTC, {} minutes after the {} UTC cut-off.',
+        {% call cei_format() %}'{}: {} confirm {} of fill {} ({} {:.15g} {}) arrived at {} UTC, {} minutes after the {} UTC cut-off.',
                coalesce(p.f_account, p.c_account), p.broker, p.broker_ref, p.c_exec_id, p.c_side, p.c_quantity,
-               p.c_symbol, strftime(p.received_ts, '%H:%M:%S'),
-               cast(floor((epoch_ms(p.received_ts) - epoch_ms(k.cutoff_ts)) / 60000) as bigint),
-               strftime(k.cutoff_ts, '%H:%M'))
+               p.c_symbol, {% call cei_strftime('%H:%M:%S') %}p.received_ts{% endcall %},
+               cast(floor(({% call cei_epoch_ms() %}p.received_ts{% endcall %} - {% call cei_epoch_ms() %}k.cutoff_ts{% endcall %}) / 60000.0) as bigint),
+               {% call cei_strftime('%H:%M') %}k.cutoff_ts{% endcall %}{% endcall %}
     from paired as p, cutoff as k
     where p.c_exec_id is not null and p.received_ts > k.cutoff_ts
 )
@@ -239,7 +239,7 @@ select
     firm_value,
     broker_value,
     difference,
-    cast(impact_base as double) as impact_base,
+    cast(impact_base as double precision) as impact_base,
     false as explains_pnl,
     cast(implied_quantity as decimal(38, 10)) as implied_quantity,
     cast(implied_cash as decimal(38, 10)) as implied_cash,

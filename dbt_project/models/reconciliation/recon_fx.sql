@@ -60,7 +60,7 @@ impacts as (
         m.currency as moved_currency,
         e.account,
         e.base_currency,
-        sum(cast(e.amount as double) * (
+        sum(cast(e.amount as double precision) * (
             u.usd_per_unit / b.usd_per_unit
             - (case when e.currency = m.currency then m.previous_rate else u.usd_per_unit end)
               / (case when e.base_currency = m.currency then m.previous_rate else b.usd_per_unit end)
@@ -76,32 +76,32 @@ impacts as (
 breaks as (
     select
         'fx_rate_move' as rule, i.account, i.moved_currency as currency, m.pair as reference,
-        format('{:.15g}', m.rate) as firm_value, format('{:.15g}', m.previous_rate) as broker_value,
+        {% call cei_format() %}'{:.15g}', m.rate{% endcall %} as firm_value, {% call cei_format() %}'{:.15g}', m.previous_rate{% endcall %} as broker_value,
         m.rate - m.previous_rate as difference,
         i.impact_base,
-        format('{} closed at {:.15g}, {}% from the previous close {:.15g}; it moves {}''s P&L of the date by {:,.2f} {}.',
-               m.pair, m.rate, round(m.move_bps / 100, 2), m.previous_rate, i.account, i.impact_base,
-               i.base_currency) as description
+        {% call cei_format() %}'{} closed at {:.15g}, {}% from the previous close {:.15g}; it moves {}''s P&L of the date by {:,.2f} {}.',
+               m.pair, m.rate, {% call cei_round(2) %}m.move_bps / 100{% endcall %}, m.previous_rate, i.account, i.impact_base,
+               i.base_currency{% endcall %} as description
     from moves as m
     join impacts as i on i.pair = m.pair
 
     union all
     select
-        'fx_rate_move', null, m.currency, m.pair, format('{:.15g}', m.rate), format('{:.15g}', m.previous_rate),
+        'fx_rate_move', null, m.currency, m.pair, {% call cei_format() %}'{:.15g}', m.rate{% endcall %}, {% call cei_format() %}'{:.15g}', m.previous_rate{% endcall %},
         m.rate - m.previous_rate, 0,
-        format('{} closed at {:.15g}, {}% from the previous close {:.15g}; no account holds or trades in {} today.',
-               m.pair, m.rate, round(m.move_bps / 100, 2), m.previous_rate, m.currency)
+        {% call cei_format() %}'{} closed at {:.15g}, {}% from the previous close {:.15g}; no account holds or trades in {} today.',
+               m.pair, m.rate, {% call cei_round(2) %}m.move_bps / 100{% endcall %}, m.previous_rate, m.currency{% endcall %}
     from moves as m
     where m.pair not in (select pair from impacts)
 
     union all
     select
-        'fx_cross_rate', null, t.base_currency, t.pair, format('{:.15g}', t.rate),
-        format('{:.15g}', round(b.usd_per_unit / q.usd_per_unit, 10)),
+        'fx_cross_rate', null, t.base_currency, t.pair, {% call cei_format() %}'{:.15g}', t.rate{% endcall %},
+        {% call cei_format() %}'{:.15g}', {% call cei_round(10) %}b.usd_per_unit / q.usd_per_unit{% endcall %}{% endcall %},
         t.rate - b.usd_per_unit / q.usd_per_unit, 0,
-        format('{} is {:.15g}, {} bps from {} / {} = {:.15g}; cross rates are not used for valuation.',
-               t.pair, t.rate, round((t.rate / (b.usd_per_unit / q.usd_per_unit) - 1) * 10000, 1),
-               t.base_currency || 'USD', t.quote_currency || 'USD', round(b.usd_per_unit / q.usd_per_unit, 10))
+        {% call cei_format() %}'{} is {:.15g}, {} bps from {} / {} = {:.15g}; cross rates are not used for valuation.',
+               t.pair, t.rate, {% call cei_round(1) %}(t.rate / (b.usd_per_unit / q.usd_per_unit) - 1) * 10000{% endcall %},
+               t.base_currency || 'USD', t.quote_currency || 'USD', {% call cei_round(10) %}b.usd_per_unit / q.usd_per_unit{% endcall %}{% endcall %}
     from today as t
     join usd as b on b.currency = t.base_currency
     join usd as q on q.currency = t.quote_currency
@@ -122,7 +122,7 @@ select
     firm_value,
     broker_value,
     cast(difference as decimal(38, 10)) as difference,
-    cast(impact_base as double) as impact_base,
+    cast(impact_base as double precision) as impact_base,
     rule = 'fx_rate_move' and account is not null as explains_pnl,
     description
 from breaks

@@ -29,8 +29,8 @@ tolerance as (
 rates as (
     select
         t.currency,
-        cast(t.usd_per_unit as double) as usd_per_unit,
-        case when t.currency = 'USD' then 1 else cast(p.rate as double) end as previous_usd_per_unit
+        cast(t.usd_per_unit as double precision) as usd_per_unit,
+        case when t.currency = 'USD' then 1 else cast(p.rate as double precision) end as previous_usd_per_unit
     from {{ ref('fx_rates_usd') }} as t
     left join previous as p on p.currency = t.currency
     where t.business_date = {{ business_date() }}

@@ -43,25 +43,25 @@ lines as (
 breaks as (
     select
         'broker_market_value' as rule, l.account, l.symbol, l.currency,
-        format('{:.15g}', l.computed_value) as firm_value,
-        format('{:.15g}', l.market_value) as broker_value,
+        {% call cei_format() %}'{:.15g}', l.computed_value{% endcall %} as firm_value,
+        {% call cei_format() %}'{:.15g}', l.market_value{% endcall %} as broker_value,
         l.computed_value - l.market_value as difference,
-        cast(l.computed_value - l.market_value as double) * l.fx_to_base as impact_base,
-        format('{}: the broker''s statement values {:.15g} {} at {:,.2f} {} but {:.15g} x {:.15g} is {:,.2f}.',
+        cast(l.computed_value - l.market_value as double precision) * l.fx_to_base as impact_base,
+        {% call cei_format() %}'{}: the broker''s statement values {:.15g} {} at {:,.2f} {} but {:.15g} x {:.15g} is {:,.2f}.',
                l.account, l.quantity, l.symbol, l.market_value, l.currency, l.quantity, l.close_price,
-               l.computed_value) as description
+               l.computed_value{% endcall %} as description
     from lines as l, tolerance as t
     where abs(l.computed_value - l.market_value) > greatest(t.mv_abs, t.mv_rel * abs(l.computed_value))
 
     union all
     select
         'broker_price', l.account, l.symbol, l.currency,
-        format('{:.15g}', l.mark), format('{:.15g}', l.close_price),
+        {% call cei_format() %}'{:.15g}', l.mark{% endcall %}, {% call cei_format() %}'{:.15g}', l.close_price{% endcall %},
         l.mark - l.close_price,
-        cast(l.quantity * (l.mark - l.close_price) as double) * l.fx_to_base,
-        format('{}: the broker prices {} at {:.15g} {}, the firm''s EOD mark is {:.15g} ({} bps apart).',
+        cast(l.quantity * (l.mark - l.close_price) as double precision) * l.fx_to_base,
+        {% call cei_format() %}'{}: the broker prices {} at {:.15g} {}, the firm''s EOD mark is {:.15g} ({} bps apart).',
                l.account, l.symbol, l.close_price, l.currency, l.mark,
-               coalesce(cast(round((l.close_price - l.mark) / nullif(l.mark, 0) * 10000, 1) as varchar), 'n/a'))
+               coalesce(cast({% call cei_round(1) %}(l.close_price - l.mark) / nullif(l.mark, 0) * 10000{% endcall %} as varchar), 'n/a'){% endcall %}
     from lines as l, tolerance as t
     where l.mark is not null
       and abs(l.mark - l.close_price) > greatest(t.price_abs, t.price_rel * abs(l.mark))

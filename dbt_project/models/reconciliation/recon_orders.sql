@@ -11,11 +11,15 @@ with rules as (
     select * from {{ ref('recon_rules') }} where business_date = {{ business_date() }}
 ),
 
+-- An order's latest version (an order may be restated on a later date).
 orders as (
     select *
-    from {{ ref('stg_orders') }}
-    where business_date <= {{ business_date() }}
-    qualify row_number() over (partition by order_id order by business_date desc) = 1
+    from (
+        select *, row_number() over (partition by order_id order by business_date desc) as version_rank
+        from {{ ref('stg_orders') }}
+        where business_date <= {{ business_date() }}
+    ) as versions
+    where version_rank = 1
 ),
 
 fills as (
@@ -59,7 +63,7 @@ overfilled as (
         o.side,
         o.quantity as order_quantity,
         max(c.cumulative_quantity) as filled_quantity,
-        any_value(f.currency) as currency,
+        min(f.currency) as currency,  -- one security, one currency
         sum(case when f.exec_id is not null then
             greatest(0, least(c.quantity, c.cumulative_quantity - o.quantity))
             * (f.signed_quantity * (f.mark - f.price) - f.fee) / f.quantity * f.fx_to_base end) as impact_base
@@ -75,24 +79,24 @@ breaks as (
         'fill_without_order' as rule, 'missing internally' as category, account, symbol, currency,
         exec_id as reference, order_id as firm_value, cast(null as varchar) as broker_value,
         cast(signed_quantity as decimal(38, 10)) as difference, pnl_base as impact_base,
-        format('{}: fill {} ({} {:.15g} {} at {:.15g}) refers to order {}, which is not among the firm''s orders.',
-               account, exec_id, side, quantity, symbol, price, order_id) as description
+        {% call cei_format() %}'{}: fill {} ({} {:.15g} {} at {:.15g}) refers to order {}, which is not among the firm''s orders.',
+               account, exec_id, side, quantity, symbol, price, order_id{% endcall %} as description
     from matched
     where o_order_id is null
 
     union all
     select
         'fill_account', 'position', account, symbol, currency, exec_id, account, o_account, null, pnl_base,
-        format('Fill {} ({} {:.15g} {} at {:.15g}) is booked to {} but its order {} is for {}.',
-               exec_id, side, quantity, symbol, price, account, order_id, o_account)
+        {% call cei_format() %}'Fill {} ({} {:.15g} {} at {:.15g}) is booked to {} but its order {} is for {}.',
+               exec_id, side, quantity, symbol, price, account, order_id, o_account{% endcall %}
     from matched
     where o_order_id is not null and account <> o_account
 
     union all
     select
         'fill_symbol', 'position', account, symbol, currency, exec_id, symbol, o_symbol, null, pnl_base,
-        format('{}: fill {} ({} {:.15g} {} at {:.15g}) is in {} but its order {} is for {}.',
-               account, exec_id, side, quantity, symbol, price, symbol, order_id, o_symbol)
+        {% call cei_format() %}'{}: fill {} ({} {:.15g} {} at {:.15g}) is in {} but its order {} is for {}.',
+               account, exec_id, side, quantity, symbol, price, symbol, order_id, o_symbol{% endcall %}
     from matched
     where o_order_id is not null and symbol <> o_symbol
 
@@ -101,19 +105,19 @@ breaks as (
         'fill_side', 'quantity', account, symbol, currency, exec_id, side, o_side,
         cast(2 * signed_quantity as decimal(38, 10)),
         2 * signed_quantity * (mark - price) * fx_to_base,
-        format('{}: fill {} is a {} of {:.15g} {} at {:.15g} but its order {} is a {}.',
-               account, exec_id, side, quantity, symbol, price, order_id, o_side)
+        {% call cei_format() %}'{}: fill {} is a {} of {:.15g} {} at {:.15g} but its order {} is a {}.',
+               account, exec_id, side, quantity, symbol, price, order_id, o_side{% endcall %}
     from matched
     where o_order_id is not null and side <> o_side
 
     union all
     select
         'limit_price', 'price', m.account, m.symbol, m.currency, m.exec_id,
-        format('{:.15g}', m.price), format('{:.15g}', m.o_limit_price),
+        {% call cei_format() %}'{:.15g}', m.price{% endcall %}, {% call cei_format() %}'{:.15g}', m.o_limit_price{% endcall %},
         cast(m.price - m.o_limit_price as decimal(38, 10)),
         m.signed_quantity * (m.o_limit_price - m.price) * m.fx_to_base,
-        format('{}: fill {} {} {:.15g} {} at {:.15g}, through the limit {:.15g} of its LIMIT order {}.',
-               m.account, m.exec_id, m.side, m.quantity, m.symbol, m.price, m.o_limit_price, m.order_id)
+        {% call cei_format() %}'{}: fill {} {} {:.15g} {} at {:.15g}, through the limit {:.15g} of its LIMIT order {}.',
+               m.account, m.exec_id, m.side, m.quantity, m.symbol, m.price, m.o_limit_price, m.order_id{% endcall %}
     from matched as m
     cross join (select tolerance_absolute as tol from rules where rule = 'limit_price') as r
     where m.o_order_type = 'LIMIT' and m.o_limit_price is not null
@@ -123,11 +127,11 @@ breaks as (
     union all
     select
         'overfill', 'quantity', account, symbol, currency, order_id,
-        format('{:.15g}', filled_quantity), format('{:.15g}', order_quantity),
+        {% call cei_format() %}'{:.15g}', filled_quantity{% endcall %}, {% call cei_format() %}'{:.15g}', order_quantity{% endcall %},
         cast(filled_quantity - order_quantity as decimal(38, 10)),
         impact_base,
-        format('{}: order {} to {} {:.15g} {} has fills for {:.15g} ({:.15g} more than ordered).',
-               account, order_id, side, order_quantity, symbol, filled_quantity, filled_quantity - order_quantity)
+        {% call cei_format() %}'{}: order {} to {} {:.15g} {} has fills for {:.15g} ({:.15g} more than ordered).',
+               account, order_id, side, order_quantity, symbol, filled_quantity, filled_quantity - order_quantity{% endcall %}
     from overfilled
 )
 
@@ -143,7 +147,7 @@ select
     firm_value,
     broker_value,
     difference,
-    cast(impact_base as double) as impact_base,
+    cast(impact_base as double precision) as impact_base,
     false as explains_pnl,
     description
 from breaks

@@ -40,7 +40,7 @@ end_values as (
 ),
 
 broker_values as (
-    select b.account, sum(cast(b.market_value as double) * fx.expected_fx_to_base) as value_base
+    select b.account, sum(cast(b.market_value as double precision) * fx.expected_fx_to_base) as value_base
     from {{ ref('stg_broker_positions') }} as b
     left join {{ ref('recon_marks') }} as m on m.symbol = b.symbol
     left join {{ ref('recon_fx_to_base') }} as fx on fx.account = b.account and fx.currency = coalesce(m.currency, b.currency)
@@ -64,8 +64,8 @@ broker_cash as (
 cash_changes as (
     select
         coalesce(f.account, b.account) as account,
-        sum(cast(coalesce(f.balance, 0) - coalesce(f.opening_balance, 0) as double) * fx.fx_to_base) as books_change_base,
-        sum(cast(coalesce(b.balance, 0) - coalesce(f.opening_balance, 0) as double) * fx.expected_fx_to_base) as broker_change_base
+        sum(cast(coalesce(f.balance, 0) - coalesce(f.opening_balance, 0) as double precision) * fx.fx_to_base) as books_change_base,
+        sum(cast(coalesce(b.balance, 0) - coalesce(f.opening_balance, 0) as double precision) * fx.expected_fx_to_base) as broker_change_base
     from firm_cash as f
     full outer join broker_cash as b on b.account = f.account and b.currency = f.currency
     left join {{ ref('recon_fx_to_base') }} as fx

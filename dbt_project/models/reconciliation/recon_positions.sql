@@ -101,7 +101,7 @@ classified as (
     select
         c.*,
         case when c.prior_unadjusted <> 0 then (c.broker_quantity - c.net_fills) / c.prior_unadjusted end as broker_ratio,
-        case when c.close > 0 and c.previous_close > 0 then cast(c.previous_close as double) / c.close end as mark_ratio
+        case when c.close > 0 and c.previous_close > 0 then cast(c.previous_close as double precision) / c.close end as mark_ratio
     from compared as c, tolerance as t
     where abs(c.difference) > t.quantity_abs
 ),
@@ -130,24 +130,24 @@ select
     symbol,
     currency,
     cast(null as varchar) as reference,
-    format('{:.15g}', firm_quantity) as firm_value,
-    format('{:.15g}', broker_quantity) as broker_value,
+    {% call cei_format() %}'{:.15g}', firm_quantity{% endcall %} as firm_value,
+    {% call cei_format() %}'{:.15g}', broker_quantity{% endcall %} as broker_value,
     cast(difference as decimal(38, 10)) as difference,
-    cast(difference * close as double) * fx_to_base as impact_base,
+    cast(difference * close as double precision) * fx_to_base as impact_base,
     true as explains_pnl,
     case category
         when 'position' then
-            format('{}: the books hold {:.15g} {} at the close, the broker''s statement {:.15g} (difference {:.15g}).',
-                   account, firm_quantity, symbol, broker_quantity, difference)
+            {% call cei_format() %}'{}: the books hold {:.15g} {} at the close, the broker''s statement {:.15g} (difference {:.15g}).',
+                   account, firm_quantity, symbol, broker_quantity, difference{% endcall %}
         when 'corporate action suspected' then
-            format('{}: the books hold {:.15g} {}, the broker {:.15g}: {:.15g}x the {:.15g} held at the previous close (plus the day''s fills {:.15g}) as after a split, and the mark moved from {:.15g} to {:.15g} (x{:.15g}); {} for {}.',
-                   account, firm_quantity, symbol, broker_quantity, round(broker_ratio, 4), prior_unadjusted,
-                   net_fills, previous_close, close, round(1 / mark_ratio, 4),
+            {% call cei_format() %}'{}: the books hold {:.15g} {}, the broker {:.15g}: {:.15g}x the {:.15g} held at the previous close (plus the day''s fills {:.15g}) as after a split, and the mark moved from {:.15g} to {:.15g} (x{:.15g}); {} for {}.',
+                   account, firm_quantity, symbol, broker_quantity, {% call cei_round(4) %}broker_ratio{% endcall %}, prior_unadjusted,
+                   net_fills, previous_close, close, {% call cei_round(4) %}1 / mark_ratio{% endcall %},
                    case when recorded_ratio = 1 then 'no split of ' || symbol || ' is recorded'
-                        else 'the recorded split ratio is ' || format('{:.15g}', recorded_ratio) end,
-                   strftime({{ business_date() }}, '%Y-%m-%d'))
+                        else 'the recorded split ratio is ' || {% call cei_format() %}'{:.15g}', recorded_ratio{% endcall %} end,
+                   {% call cei_strftime('%Y-%m-%d') %}{{ business_date() }}{% endcall %}{% endcall %}
         else
-            format('{}: the books hold {:.15g} {}, the broker {:.15g}; the difference {:.15g} is fill(s) {} ({}).',
-                   account, firm_quantity, symbol, broker_quantity, difference, trade_refs, category)
+            {% call cei_format() %}'{}: the books hold {:.15g} {}, the broker {:.15g}; the difference {:.15g} is fill(s) {} ({}).',
+                   account, firm_quantity, symbol, broker_quantity, difference, trade_refs, category{% endcall %}
     end as description
 from categorised

@@ -43,7 +43,7 @@
 
 {#- Problems are collected, not raised: a compile error in an ephemeral model reaches the log
     without its message, so a bad file instead fails every model that uses the rules at run time
-    with the message (DuckDB's error()), and nothing is compared. -#}
+    with the message (DuckDB's error(), macros/portable.sql), and nothing is compared. -#}
 {%- set settings = var('reconciliation', none) -%}
 {%- set problems = [] -%}
 {%- set clean = {} -%}
@@ -105,8 +105,8 @@ select
     family,
     invariant,
     checks,
-    cast(tolerance_absolute as double) as tolerance_absolute,
-    cast(tolerance_relative_bps as double) as tolerance_relative_bps,
+    cast(tolerance_absolute as double precision) as tolerance_absolute,
+    cast(tolerance_relative_bps as double precision) as tolerance_relative_bps,
     blocks_always,
     cast(blocks_categories as varchar[]) as blocks_categories,
     cast(cutoff_utc as time) as cutoff_utc,
@@ -117,7 +117,7 @@ from (values
     (
         '{{ name }}', '{{ family }}', {{ invariant }}, '{{ checks | replace("'", "''") }}',
         {{ entry['absolute'] }}, {{ entry['relative_bps'] }}, {{ 'true' if entry['always'] else 'false' }},
-        [{% for c in entry['categories'] %}'{{ c }}'{% if not loop.last %}, {% endif %}{% endfor %}],
+        {{ cei_text_list(entry['categories']) }},
         {% if entry['cutoff'] %}'{{ entry['cutoff'] }}'{% else %}null{% endif %},
         {% if entry['reason'] %}'{{ entry['reason'] | string | replace("'", "''") }}'{% else %}null{% endif %}
     ){% if not loop.last %},{% endif %}
@@ -125,5 +125,5 @@ from (values
 ) as rules(rule, family, invariant, checks, tolerance_absolute, tolerance_relative_bps, blocks_always,
            blocks_categories, cutoff_utc, reason)
 {%- if problems and execute %}
-where error('{{ problems | join("; ") | replace("'", "''") }}') is null
+where {% call cei_error() %}'{{ problems | join("; ") | replace("'", "''") }}'{% endcall %} is null
 {%- endif %}

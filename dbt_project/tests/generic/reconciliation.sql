@@ -34,8 +34,8 @@ select
     coalesce(p.total_pnl_base, 0) as published_pnl_base,
     r.books_pnl_base,
     p.worst_split_error,
-    format('{}: the published P&L {:,.2f} {} is not the change in market value and cash {:,.2f}, or a security''s realized + unrealized is {:,.6f} off its total.',
-           r.account, coalesce(p.total_pnl_base, 0), r.base_currency, r.books_pnl_base, coalesce(p.worst_split_error, 0)) as description
+    {% call cei_format() %}'{}: the published P&L {:,.2f} {} is not the change in market value and cash {:,.2f}, or a security''s realized + unrealized is {:,.6f} off its total.',
+           r.account, coalesce(p.total_pnl_base, 0), r.base_currency, r.books_pnl_base, coalesce(p.worst_split_error, 0){% endcall %} as description
 from {{ model }} as r
 left join published as p on p.account = r.account
 cross join tolerance as t
@@ -60,9 +60,9 @@ select
     r.account,
     r.difference_base,
     coalesce(e.explained_base, 0) as explained_base,
-    format('{}: the books'' P&L is {:,.2f} {} away from the broker''s, of which the breaks explain {:,.2f}; {:,.2f} is unexplained.',
+    {% call cei_format() %}'{}: the books'' P&L is {:,.2f} {} away from the broker''s, of which the breaks explain {:,.2f}; {:,.2f} is unexplained.',
            r.account, r.difference_base, r.base_currency, coalesce(e.explained_base, 0),
-           r.difference_base - coalesce(e.explained_base, 0)) as description
+           r.difference_base - coalesce(e.explained_base, 0){% endcall %} as description
 from {{ model }} as r
 left join explained as e on e.account = r.account
 cross join tolerance as t
