@@ -3,8 +3,9 @@
 Everything is real: `cei generate` writes one trading date, `bin/cei-services` starts two
 Celery workers, the Dagster instance is on PostgreSQL (a throwaway database) so the workers
 and the launching process share it, and `cei run` with ``CEI_EXECUTOR=celery`` sends every
-step through the broker. The warehouse stays one DuckDB file: its cross-process lock makes
-the two workers' writes queue instead of failing.
+step through the broker. It runs on each warehouse: one DuckDB file (its cross-process lock
+makes the two workers' writes queue instead of failing) and PostgreSQL (a second throwaway
+database, named by ``CEI_WAREHOUSE_URL``, with the advisory writer lock).
 
 The test gets a RabbitMQ virtual host of its own when `rabbitmqctl` can create one, so no
 other worker on the machine can take its steps.
@@ -24,10 +25,11 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from cei_cli import cei
 from throwaway_postgres import throwaway_database
+
+from cei_assets.warehouse import WarehouseResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATE = dt.date(2026, 10, 1)
@@ -74,12 +76,24 @@ def _wait_for_workers(logs: Path, names: list[str], services: subprocess.Popen, 
     pytest.fail("the Celery workers did not report ready:\n" + "\n".join(texts))
 
 
-@pytest.fixture(scope="module")
-def celery_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("celery")
+@contextlib.contextmanager
+def warehouse_of(kind: str):
+    """The warehouse variables of one kind: the DuckDB file under CEI_HOME, or a PostgreSQL database."""
+    if kind == "duckdb":
+        yield {}
+        return
+    with throwaway_database("cei_test_warehouse") as db:
+        yield {"CEI_WAREHOUSE_URL": f"postgresql://{db['CEI_PG_USER']}@{db['CEI_PG_HOST']}:{db['CEI_PG_PORT']}/"
+                                    f"{db['CEI_PG_DATABASE']}"}
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def celery_run(tmp_path_factory, request):
+    root = tmp_path_factory.mktemp(f"celery-{request.param}")
     home, landing = root / "home", root / "landing"
-    with throwaway_database() as pg_env, rabbitmq_vhost() as broker:
-        env_extra = {**pg_env, "CEI_EXECUTOR": "celery", "CEI_CELERY_BROKER": broker, "CEI_LANDING_DIR": str(landing)}
+    with throwaway_database() as pg_env, warehouse_of(request.param) as warehouse_env, rabbitmq_vhost() as broker:
+        env_extra = {**pg_env, **warehouse_env, "CEI_EXECUTOR": "celery", "CEI_CELERY_BROKER": broker,
+                     "CEI_LANDING_DIR": str(landing)}
         generated = cei("generate", str(landing), "--start", DATE.isoformat(), "--days", "1", "--symbols", "6",
                         "--quotes-per-symbol", "30", "--orders-per-day", "12", home=home, extra_env=env_extra)
         assert generated.returncode == 0, generated.stderr
@@ -124,7 +138,8 @@ def celery_run(tmp_path_factory):
                     os.environ[key] = value
             os.environ.pop("CEI_PG_PASSWORD", None)
         yield {
-            "home": home, "run": run, "took": took, "status": status, "steps_by_worker": steps_by_worker,
+            "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"), url=warehouse_env.get("CEI_WAREHOUSE_URL", "")),
+            "kind": request.param, "home": home, "run": run, "took": took, "status": status, "steps_by_worker": steps_by_worker,
             "services_output": services_output, "services_code": services.returncode, "tags": executor,
         }
 
@@ -137,7 +152,7 @@ def test_the_daily_graph_runs_green_on_two_celery_workers(celery_run):
     assert {"positions", "cash_balances", "market_values", "daily_pnl"} <= materialized, materialized
     assert len([key for key in materialized if key.startswith("landing/")]) >= 10
     assert not [c for c in status["checks"] if c["passed"] is False and c["blocking"]]
-    print(f"daily graph on two Celery workers: {celery_run['took']:.1f}s")
+    print(f"daily graph on two Celery workers, {celery_run['kind']} warehouse: {celery_run['took']:.1f}s")
 
 
 def test_the_steps_were_shared_between_both_workers(celery_run):
@@ -149,7 +164,7 @@ def test_the_steps_were_shared_between_both_workers(celery_run):
 
 
 def test_the_books_were_built_in_the_one_warehouse_both_workers_wrote(celery_run):
-    with duckdb.connect(str(celery_run["home"] / "warehouse.duckdb"), read_only=True) as conn:
+    with celery_run["warehouse"].read() as conn:
         pnl_rows = conn.execute("SELECT count(*) FROM books.daily_pnl WHERE business_date = ?", [DATE]).fetchone()[0]
         positions = conn.execute("SELECT count(*) FROM books.positions WHERE business_date = ?", [DATE]).fetchone()[0]
     assert pnl_rows > 0 and positions > 0

@@ -8,7 +8,10 @@ children), before the attempt is made. The test fails on any address outside loo
 What the recorder cannot see: native code that opens sockets itself. DuckDB could (httpfs),
 so CEI forbids it from loading extensions; nothing else in the demo is native networking.
 
-More steps of the demo (incidents, the digest) are appended to ``DEMO`` as they land.
+The demo's day carries a warning fault (the two vendors disagree), so the incident path runs
+in full: the sensor's scan stores an incident and writes its report (the template: no LLM is
+configured by default), the notifier delivers it (no Slack configured: to files), the digest
+summarises the day.
 """
 
 import datetime as dt
@@ -31,10 +34,14 @@ LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-lo
 
 # The demo, step by step: (what, argv after `cei`). Later issues append their commands here.
 DEMO = [
-    ("generate", ["generate", "{landing}", "--start", DATE.isoformat(), "--days", "1"]),
+    ("generate", ["generate", "{landing}", "--start", DATE.isoformat(), "--days", "1", "--fault", "vendor_disagreement"]),
     ("run", ["run", "--date", DATE.isoformat()]),
     ("status", ["status", "--date", DATE.isoformat(), "--json"]),
     ("explain-pnl", ["explain-pnl", "--date", DATE.isoformat()]),
+    ("incidents scan", ["incidents", "scan"]),
+    ("incidents list", ["incidents", "list"]),
+    ("notify flush", ["notify", "flush"]),
+    ("digest", ["digest", "--date", DATE.isoformat(), "--send"]),
 ]
 
 # Telemetry switches of every vendor CEI embeds, as each must be in every profile.
@@ -128,6 +135,9 @@ def test_the_whole_demo_reaches_nothing_outside_loopback(tmp_path):
     for what, _ in DEMO:
         assert any(f"bin/cei {what}" in c for c in commands), f"cei {what} was not watched: {commands}"
     assert any("bin/dbt" in c for c in commands), f"dbt was not watched: {commands}"
+    # The warning became an incident, reported and delivered without leaving the machine.
+    listed = subprocess.run([CEI, "incidents", "list"], env=env, capture_output=True, text=True, timeout=120)
+    assert "vendor_agreement" in listed.stdout, listed.stdout + listed.stderr
     print(f"{len(commands)} processes watched, {len(attempts(log))} network attempts, all loopback")
 
 
