@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,79 +30,44 @@ from pydantic import Field
 
 from cei_assets import settings
 from cei_assets import warehouse_postgres as pg
+from cei_assets.warehouse_locks import WarehouseLockTimeout, held_mode, process_lock, wait_for_lock
 
-log = logging.getLogger(__name__)
-
-# Within one process the lock is re-entrant: flock() on a second descriptor of the same
-# file would deadlock against ourselves (the in-process executor, dbt inside a step).
-_held: dict[str, tuple[int, str, int]] = {}  # path -> (fd, mode, depth)
-_held_guard = threading.RLock()
-
-
-class WarehouseLockTimeout(RuntimeError):
-    pass
+__all__ = ["WarehouseLockTimeout", "WarehouseResource", "warehouse_lock", "warehouse_url"]
 
 
 @contextlib.contextmanager
 def warehouse_lock(database: Path, exclusive: bool, timeout_seconds: float = 900.0) -> Iterator[None]:
+    """The DuckDB warehouse's lock: ``flock`` on ``<database>.lock``, re-entrant within the process
+    (flock on a second descriptor of the file would wait for ourselves: dbt inside a step)."""
     lock_path = str(database) + ".lock"
     wanted = "exclusive" if exclusive else "shared"
-    with _held_guard:
-        held = _held.get(lock_path)
-        if held is not None:
-            fd, mode, depth = held
-            if mode == "exclusive" or not exclusive:
-                _held[lock_path] = (fd, mode, depth + 1)
-                reentered = True
-            else:
-                raise RuntimeError("cannot upgrade a shared warehouse lock to exclusive within one process")
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                fd, mode, depth = _held[lock_path]
-                _held[lock_path] = (fd, mode, depth - 1)
-        return
 
-    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-    deadline = time.monotonic() + timeout_seconds
-    next_report = time.monotonic() + 10
-    try:
-        while True:
+    def acquire() -> int:
+        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+
+        def try_once() -> bool:
             try:
                 fcntl.flock(fd, flag | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                now = time.monotonic()
-                if now > deadline:
-                    raise WarehouseLockTimeout(
-                        f"waited {timeout_seconds:.0f}s for the {wanted} lock on {database}; "
-                        "another CEI process is holding the warehouse (a long run or dbt build?)"
-                    ) from None
-                if now > next_report:
-                    log.info("waiting for the warehouse lock on %s (another CEI process is writing)", database)
-                    next_report = now + 10
-                time.sleep(0.05)
-        with _held_guard:
-            _held[lock_path] = (fd, wanted, 1)
+                return False
+
         try:
-            yield
-        finally:
-            with _held_guard:
-                _, _, depth = _held[lock_path]
-                if depth > 1:  # pragma: no cover - only on unbalanced exits
-                    _held[lock_path] = (fd, wanted, depth - 1)
-                else:
-                    del _held[lock_path]
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        if lock_path not in _held:
+            wait_for_lock(try_once, wanted=wanted, where=str(database), timeout_seconds=timeout_seconds,
+                          holder="holding the warehouse (a long run or dbt build?)")
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
+
+    def release(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    with process_lock(lock_path, exclusive, acquire, release):
+        yield
 
 
 def warehouse_url() -> str:
@@ -207,7 +169,7 @@ class WarehouseResource(dg.ConfigurableResource):
                 conn.close()
             return
         with self.lock(exclusive=False):
-            held_exclusive = _held.get(str(self.database) + ".lock", (0, "", 0))[1] == "exclusive"
+            held_exclusive = held_mode(str(self.database) + ".lock") == "exclusive"
             # A process that already writes reads through a writable connection: DuckDB refuses
             # a read-only handle on a file the same process has open for writing.
             conn = self._connect(read_only=not held_exclusive)

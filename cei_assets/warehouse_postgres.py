@@ -49,6 +49,7 @@ import sqlglot
 from sqlglot import exp
 
 from cei_assets.settings import SettingsError
+from cei_assets.warehouse_locks import process_lock, wait_for_lock
 
 log = logging.getLogger(__name__)
 
@@ -809,67 +810,35 @@ def ensure_compat_functions(conn: PostgresConnection) -> None:
 # --------------------------------------------------------------------------------------------
 # The writers' lock
 
-_held: dict[str, tuple[Any, str, int]] = {}  # target -> (psycopg2 connection, mode, depth)
-_held_guard = threading.RLock()
-
-
 @contextlib.contextmanager
 def advisory_lock(target: PostgresTarget, exclusive: bool, timeout_seconds: float = 900.0) -> Iterator[None]:
     """CEI's writers' lock on a PostgreSQL warehouse: a session advisory lock, held by a
     connection of its own for the duration, re-entrant within a process (dbt inside a step)."""
-    from cei_assets.warehouse import WarehouseLockTimeout  # one error for both engines
-
-    key = target.shown
     wanted = "exclusive" if exclusive else "shared"
-    with _held_guard:
-        held = _held.get(key)
-        if held is not None:
-            conn, mode, depth = held
-            if mode == "shared" and exclusive:
-                raise RuntimeError("cannot upgrade a shared warehouse lock to exclusive within one process")
-            _held[key] = (conn, mode, depth + 1)
-    if held is not None:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                conn, mode, depth = _held[key]
-                _held[key] = (conn, mode, depth - 1)
-        return
 
-    try:
-        conn = psycopg2.connect(target.dsn, application_name="cei-lock", connect_timeout=10)
-    except psycopg2.Error as error:
-        raise PostgresWarehouseError(f"cannot connect to the PostgreSQL warehouse {target.shown}: {str(error).strip()}") from None
-    conn.autocommit = True
-    function = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
-    deadline = time.monotonic() + timeout_seconds
-    next_report = time.monotonic() + 10
-    try:
-        with conn.cursor() as cursor:
-            while True:
-                cursor.execute(f"SELECT {function}(%s, %s)", WRITERS_LOCK)
-                if cursor.fetchone()[0]:
-                    break
-                now = time.monotonic()
-                if now > deadline:
-                    raise WarehouseLockTimeout(
-                        f"waited {timeout_seconds:.0f}s for the {wanted} lock on {target.shown}; "
-                        "another CEI process is writing the warehouse (a long run or dbt build?)"
-                    )
-                if now > next_report:
-                    log.info("waiting for the warehouse lock on %s (another CEI process is writing)", target.shown)
-                    next_report = now + 10
-                time.sleep(0.05)
-        with _held_guard:
-            _held[key] = (conn, wanted, 1)
+    def acquire():
         try:
-            yield
-        finally:
-            with _held_guard:
-                del _held[key]
-    finally:
-        conn.close()  # ends the session, and with it the lock
+            conn = psycopg2.connect(target.dsn, application_name="cei-lock", connect_timeout=10)
+        except psycopg2.Error as error:
+            raise PostgresWarehouseError(f"cannot connect to the PostgreSQL warehouse {target.shown}: {str(error).strip()}") from None
+        conn.autocommit = True
+        function = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+        try:
+            with conn.cursor() as cursor:
+                def try_once() -> bool:
+                    cursor.execute(f"SELECT {function}(%s, %s)", WRITERS_LOCK)
+                    return bool(cursor.fetchone()[0])
+
+                wait_for_lock(try_once, wanted=wanted, where=target.shown, timeout_seconds=timeout_seconds,
+                              holder="writing the warehouse (a long run or dbt build?)")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # Closing the connection ends the session, and with it the lock.
+    with process_lock(f"postgres:{target.shown}", exclusive, acquire, lambda conn: conn.close()):
+        yield
 
 
 # --------------------------------------------------------------------------------------------
