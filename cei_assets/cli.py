@@ -273,6 +273,63 @@ def run_date(business_date: dt.date, quiet: bool = False, select: list | None = 
     return False
 
 
+def run_date_queued(business_date: dt.date, select: list | None = None, wait_timeout: float = 120.0) -> bool:
+    """Submit the daily job for one partition to the instance's run queue and follow it.
+
+    The run is launched by dagster-daemon (production profile), like a scheduled run; this
+    process prints its steps and, when it ends, the same outcome as ``run_date``.
+    """
+    import dagster as dg
+
+    from cei_assets.queued_runs import (
+        HEARTBEAT_STALE_SECONDS, DaemonNotRunning, queue_daemon_alive, submit_daily_run, wait_for_run,
+    )
+
+    settings.configure_environment()
+    instance = dg.DagsterInstance.get()
+    invocation = uuid.uuid4().hex
+    tags = {"dagster/partition": business_date.isoformat(), "cei/invocation": invocation, "cei/launched_by": "cli"}
+    log_path = settings.cei_home() / "logs" / f"run-{business_date.isoformat()}-{invocation[:8]}.log"
+    done = threading.Event()
+    started = time.perf_counter()
+    status = None
+    # The code server's own output goes to the file; the run's output is in the daemon's log and the UI.
+    with _output_to(log_path), submit_daily_run(instance, tags, str(settings.landing_dir()), select) as submitted:
+        run_id = submitted.run_id
+        if submitted.status == dg.DagsterRunStatus.QUEUED:
+            console.print(f"queued run {run_id}; waiting for the daemon")
+            if not queue_daemon_alive(instance):
+                console.print(f"[yellow]no heartbeat from dagster-daemon's run queue in the last {HEARTBEAT_STALE_SECONDS:.0f}s: "
+                              f"is it running? (`make services`); giving up after {wait_timeout:.0f}s[/yellow]")
+        else:
+            console.print(f"launched run {run_id} (this instance has no run queue)")
+        watcher = threading.Thread(target=_watch_progress, args=(instance, invocation, done), daemon=True)
+        watcher.start()
+        try:
+            status = wait_for_run(instance, run_id, wait_timeout)
+        except DaemonNotRunning:
+            pass
+        finally:
+            done.set()
+            watcher.join(timeout=10)
+    took = time.perf_counter() - started
+    if status is None:
+        console.print(
+            f"[red]{business_date}: run {run_id[:8]} is still queued after {took:.0f}s: dagster-daemon is not running[/red] "
+            f"(no heartbeat from its run queue in the last {HEARTBEAT_STALE_SECONDS:.0f}s).\n"
+            "  Start the services with `make services` (or bin/cei-services); the run starts as soon as the daemon does."
+        )
+        return False
+    if status == dg.DagsterRunStatus.SUCCESS:
+        console.print(f"[green]{business_date}: run {run_id[:8]} succeeded[/green] in {took:.1f}s")
+        return True
+    console.print(f"[red]{business_date}: run {run_id[:8]} {'was canceled' if status == dg.DagsterRunStatus.CANCELED else 'failed'}[/red] after {took:.1f}s")
+    for reason in _failure_reasons(instance, run_id):
+        console.print(f"  - {reason}")
+    console.print(f"  full log: the run's page in the Dagster UI (/runs/{run_id}) and {settings.logs_dir() / 'daemon.log'}")
+    return False
+
+
 @contextlib.contextmanager
 def _output_to(log_path: Path):
     """Send this process's and its children's stdout and stderr to a file, keeping ``console``.
@@ -310,6 +367,12 @@ def run(
     select: Annotated[Optional[str], typer.Option(
         help="Only these assets: comma-separated keys or group:NAME; a trailing + adds everything downstream "
              "(e.g. positions+ or group:staging+).")] = None,
+    queue: Annotated[bool, typer.Option(
+        "--queue", help="Submit the run to the instance's run queue (launched by dagster-daemon, as a scheduled "
+                        "run is) and follow it, instead of running it in this process.")] = False,
+    wait_timeout: Annotated[float, typer.Option(
+        help="With --queue: seconds a run may stay queued before CEI checks that dagster-daemon is running "
+             "and gives up if it is not.")] = 120.0,
 ) -> None:
     """Materialize the whole daily graph for one trading date; the run appears in the Dagster UI."""
     business_date = _trading_day(date)
@@ -322,7 +385,10 @@ def run(
     if not (landing_root / business_date.isoformat()).is_dir():
         console.print(f"[yellow]the landing root has no folder {business_date}: every daily file will be reported missing[/yellow]")
     console.print(f"running the daily graph for {business_date} from {landing_root}")
-    ok = run_date(business_date, select=selection)
+    if queue:
+        ok = run_date_queued(business_date, select=selection, wait_timeout=wait_timeout)
+    else:
+        ok = run_date(business_date, select=selection)
     raise typer.Exit(code=0 if ok else 1)
 
 

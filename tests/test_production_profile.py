@@ -10,18 +10,16 @@ launched by the daemon's queue.
 import datetime as dt
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
 from cei_cli import CEI, cei
+from services import assert_stopped_cleanly, cei_services, clean_env, graphql
 from throwaway_postgres import throwaway_database
 
 from cei_assets.landing import ORDERS
@@ -30,21 +28,6 @@ from cei_assets.sample_data import generate_landing
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATE = dt.date(2026, 10, 1)
 PG_PASSWORD = "pg-Secret-7f3a9c"  # the server trusts loopback, so any password connects
-
-# Variables a test's subprocess must not inherit from whoever runs the suite.
-_DEPLOYMENT_VARS = (
-    "DAGSTER_HOME", "CEI_WAREHOUSE", "CEI_WAREHOUSE_URL", "CEI_LANDING_DIR", "CEI_PROFILE", "CEI_SECRETS_FILE", "CEI_EXECUTOR",
-    "CEI_PG_HOST", "CEI_PG_PORT", "CEI_PG_DATABASE", "CEI_PG_USER", "CEI_PG_PASSWORD", "CEI_MAX_CONCURRENT_RUNS",
-    "CEI_INCIDENTS_URL",
-)
-
-
-def clean_env(home: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _DEPLOYMENT_VARS}
-    env["CEI_HOME"] = str(home)
-    env.update(extra)
-    return env
-
 
 def in_subprocess(code: str, env: dict) -> dict:
     """Run ``code`` (which prints one JSON line last) in a fresh interpreter, as a CEI process would."""
@@ -344,24 +327,6 @@ def test_retry_settings_that_make_no_sense_are_refused_when_the_code_loads(monke
 # --------------------------------------------------------------------------- daemon and webserver
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.loads(response.read())
-    assert "errors" not in answer, answer
-    return answer["data"]
-
-
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -379,25 +344,12 @@ RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status
 
 @pytest.mark.slow
 def test_cei_services_runs_the_daemon_and_webserver_on_postgresql_and_queued_runs_are_launched(tmp_path, small_landing, postgres):
-    home, port = tmp_path / "home", _free_port()
+    home = tmp_path / "home"
     env = clean_env(home, **postgres, CEI_PG_PASSWORD=PG_PASSWORD, CEI_LANDING_DIR=str(small_landing))
-    services = subprocess.Popen([str(PROJECT_ROOT / "bin" / "cei-services"), "--port", str(port)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = services.stdout.readline()
-            assert line, "cei-services ended before the webserver was ready:\n" + "".join(output)
-            output.append(line)
-            if line.startswith("webserver ready"):
-                break
-        else:
-            pytest.fail("the webserver did not come up within 180 s:\n" + "".join(output))
-
+    with cei_services(env) as services:
         # The UI's "Materialize" on the landing group of one date: queued, then launched by the daemon.
         landing_keys = [{"path": ["landing", name]} for name in ("securities", "accounts", "orders")]
-        launched = graphql(port, LAUNCH, {"params": {
+        launched = graphql(services.url, LAUNCH, {"params": {
             "selector": {"repositoryLocationName": "cei", "repositoryName": "__repository__",
                          "jobName": "daily_books", "assetSelection": landing_keys},
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DATE.isoformat()}]},
@@ -408,7 +360,7 @@ def test_cei_services_runs_the_daemon_and_webserver_on_postgresql_and_queued_run
         statuses = []
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+            status = graphql(services.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
             if not statuses or statuses[-1] != status:
                 statuses.append(status)
             if status in ("SUCCESS", "FAILURE", "CANCELED"):
@@ -416,34 +368,8 @@ def test_cei_services_runs_the_daemon_and_webserver_on_postgresql_and_queued_run
             time.sleep(1)
         assert statuses[-1] == "SUCCESS", f"{statuses}; daemon log:\n{(home / 'logs' / 'daemon.log').read_text()[-3000:]}"
         assert "QueuedRunCoordinatorDaemon" in (home / "logs" / "daemon.log").read_text()
-    finally:
-        services.send_signal(signal.SIGINT)  # what Ctrl-C does
-        rest, _ = services.communicate(timeout=120)
-        output.append(rest)
-    text = "".join(output)
-    assert services.returncode == 0, text
-    assert "stopped daemon (exit code 0)" in text and "stopped webserver (exit code 0)" in text
-    for name in ("daemon", "webserver"):
-        assert (home / "logs" / f"{name}.log").stat().st_size > 0
     # Every service ran in a session of its own; nothing of any of them (code servers, run
     # workers) may outlive the stop.
-    sessions = [int(pid) for pid in re.findall(r"^started \S+ \(pid (\d+)\)", text, re.MULTILINE)]
-    assert len(sessions) == 2
-    deadline = time.monotonic() + 10  # a killed process may take a moment to be gone
-    while processes_in_sessions(sessions) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not processes_in_sessions(sessions), [Path(f"/proc/{p}/cmdline").read_bytes()[:200]
-                                                 for p in processes_in_sessions(sessions)]
-
-
-def processes_in_sessions(sessions: list[int]) -> list[int]:
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, session = fields[0], int(fields[3])
-        if session in sessions and state != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
+    assert_stopped_cleanly(services)
+    for name in ("daemon", "webserver"):
+        assert (home / "logs" / f"{name}.log").stat().st_size > 0

@@ -18,16 +18,14 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from cei_cli import cei
+from services import cei_services, graphql
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
@@ -157,12 +155,6 @@ def png_size(path: Path) -> tuple[int, int]:
 # --------------------------------------------------------------------------- the webserver
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
     """The webserver on a CEI_HOME holding one generated, run trading date."""
@@ -173,33 +165,10 @@ def webserver(tmp_path_factory):
     run = cei("run", "--date", DATE.isoformat(), home=home, landing=landing)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
 
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CEI_PG_", "DAGSTER_HOME", "CEI_PROFILE"))}
     env.update(CEI_HOME=str(home), CEI_LANDING_DIR=str(landing))
-    services = subprocess.Popen([str(PROJECT_ROOT / "bin" / "cei-services"), "--no-daemon", "--port", str(port)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = services.stdout.readline()
-            assert line, "the webserver stopped before it was ready:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("webserver ready"):
-                break
-        yield {"url": f"http://127.0.0.1:{port}", "root": root}
-    finally:
-        services.send_signal(signal.SIGINT)
-        services.communicate(timeout=120)
-
-
-def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        answer = json.loads(response.read())
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
+    with cei_services(env, "--no-daemon") as services:
+        yield {"url": services.url, "root": root}
 
 
 ASSET_NODES = """
