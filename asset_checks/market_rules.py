@@ -309,6 +309,23 @@ def _bucket_needs(ctx: TableContext, bucket_minutes) -> tuple:
         if ctx.business_date is not None else ()
 
 
+class _BucketedQuotesRule(_MarketRule):
+    """A rule on the quotes' ``bucket_minutes`` buckets (``quote_buckets``), shared with the other
+    such rules of a run, restricted to each exchange's session when ``session_only``."""
+
+    @classmethod
+    def shared_needs(cls, rule, ctx):
+        return _bucket_needs(ctx, cls.settings(rule)["bucket_minutes"])
+
+    @classmethod
+    def session_buckets(cls, rule, ctx, conn) -> tuple[str, str]:
+        """The buckets' relation and the SQL condition keeping a bucket (alias ``b0``) in session."""
+        s = cls.settings(rule)
+        sessions = Sessions(conn, [ctx.business_date])
+        in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
+        return quote_buckets(ctx, int(float(s["bucket_minutes"]) * 60_000_000)), in_session
+
+
 # ----------------------------------------------------------------------------- quotes: stale feed
 
 
@@ -464,7 +481,7 @@ class EverySecurityQuoted(_MarketRule):
 # ----------------------------------------------------------------------------- quotes: vendors agree
 
 
-class VendorAgreement(_MarketRule):
+class VendorAgreement(_BucketedQuotesRule):
     """``vendor_agreement: {max_bps: 100, bucket_minutes: 5, min_share: 10%}``: per symbol and time
     bucket of its session, each vendor's median mid against the median of the other vendors' medians;
     a vendor disagrees when more than ``min_share`` of the buckets differ by more than ``max_bps``.
@@ -477,19 +494,12 @@ class VendorAgreement(_MarketRule):
     reads = ("securities",)
 
     @classmethod
-    def shared_needs(cls, rule, ctx):
-        return _bucket_needs(ctx, cls.settings(rule)["bucket_minutes"])
-
-    @classmethod
     def evaluate(cls, rule, ctx, conn):
         if (skip := _needs_date(ctx)) is not None:
             return skip
         s = cls.settings(rule)
         day = ctx.business_date
-        sessions = Sessions(conn, [day])
-        in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
-        bucket_us = int(float(s["bucket_minutes"]) * 60_000_000)
-        buckets = quote_buckets(ctx, bucket_us)
+        buckets, in_session = cls.session_buckets(rule, ctx, conn)
         # The median mid of each vendor, symbol and bucket: one hash aggregate of the quotes.
         query = f"""
             WITH b0 AS (
@@ -555,7 +565,7 @@ class VendorAgreement(_MarketRule):
 # ----------------------------------------------------------------------------- quotes: spikes
 
 
-class PriceSpike(_MarketRule):
+class PriceSpike(_BucketedQuotesRule):
     """``price_spike: {max_z: 10, min_bps: 50, bucket_minutes: 5}``: an intraday mid that jumps away
     from BOTH the level before it and the level after it (the neighbouring buckets' median mids) by
     more than ``max_z`` robust standard deviations of that day's bucket-to-bucket returns (MAD) and
@@ -566,19 +576,12 @@ class PriceSpike(_MarketRule):
     reads = ("securities",)
 
     @classmethod
-    def shared_needs(cls, rule, ctx):
-        return _bucket_needs(ctx, cls.settings(rule)["bucket_minutes"])
-
-    @classmethod
     def evaluate(cls, rule, ctx, conn):
         if (skip := _needs_date(ctx)) is not None:
             return skip
         s = cls.settings(rule)
         day = ctx.business_date
-        sessions = Sessions(conn, [day])
-        in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
-        bucket_us = int(float(s["bucket_minutes"]) * 60_000_000)
-        buckets = quote_buckets(ctx, bucket_us)
+        buckets, in_session = cls.session_buckets(rule, ctx, conn)
         query = f"""
             WITH b0 AS (
                 SELECT business_date, vendor, symbol, bucket, mid AS med, lo, hi FROM {buckets} WHERE valid_quotes > 0
@@ -615,7 +618,7 @@ class PriceSpike(_MarketRule):
         if not rows:
             return (True, 0, feeds, f"no mid of {day} jumps away and back by more than {s['max_z']:g} robust sigmas "
                     f"and {s['min_bps']:g} bps ({feeds:,} symbol/vendor feeds)", [], {})
-        rows = cls._exact_times(conn, ctx, rows, bucket_us)
+        rows = cls._exact_times(conn, ctx, rows, int(float(s["bucket_minutes"]) * 60_000_000))
         pairs = sorted({(r[1], r[0]) for r in rows})
         items = [f"{r[1]}/{r[0]} {_num(r[3])} at {r[4].strftime('%H:%M:%S')} UTC between {_num(r[5])} and {_num(r[6])} "
                  f"({r[7]:,.0f} bps, threshold {r[8]:,.0f})" for r in rows]
