@@ -11,8 +11,10 @@
 --      missing at broker, quantity, in that order of precedence);
 --   2. an unrecorded (or wrongly recorded) split explains it: the broker holds R x the holding at
 --      the previous close (plus the day's fills), R differs from the recorded ratio (1 when none),
---      and the mark moved by R: |previous close / close - R| <= tolerance x |R - 1|
---      (rule suspected_split) -> corporate action suspected;
+--      and the mark moved by R give or take an ordinary day's move: |ln(previous close / close / R)|
+--      <= ln(1 + tolerance), with R itself further from 1 than two such moves, so that a small
+--      break on a day the price moved a little is not taken for a split (rule suspected_split)
+--      -> corporate action suspected;
 --   3. otherwise -> position.
 
 with rules as (
@@ -114,7 +116,8 @@ categorised as (
                 then case c.precedence when 1 then 'duplicate' when 2 then 'missing internally'
                                        when 3 then 'missing at broker' else 'quantity' end
             when c.broker_ratio > 0 and abs(c.broker_ratio - c.recorded_ratio) > 1e-9 and c.mark_ratio is not null
-                 and abs(c.mark_ratio - c.broker_ratio) <= t.split_tolerance * abs(c.broker_ratio - 1)
+                 and abs(ln(c.mark_ratio / c.broker_ratio)) <= ln(1 + t.split_tolerance)
+                 and abs(ln(c.broker_ratio / c.recorded_ratio)) > 2 * ln(1 + t.split_tolerance)
                 then 'corporate action suspected'
             else 'position'
         end as category
