@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import machine_info, write_section  # noqa: F401  (re-exported: shared by every benchmark)
 from bench.threads import ThreadClock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,9 +98,14 @@ class RulePlan:
 
 
 def load_quote_rules() -> list:
+    return load_table_rules("quotes")
+
+
+def load_table_rules(table: str) -> list:
+    """The rules of ``asset_checks/rules/<table>.yaml`` as the engine loads them."""
     from asset_checks.rules import load_rules
 
-    return list(load_rules().get("quotes", []))
+    return list(load_rules().get(table, []))
 
 
 def _cols(value) -> list[str]:
@@ -146,6 +151,11 @@ def plan_rules(rules: list) -> RulePlan:
             pandera = f"Check.ge/le on {p['column']}"
         elif t == "allowed_values":
             ge, pandera = "ExpectColumnValuesToBeInSet", "Check.isin"
+        elif t == "unique":
+            cols = _cols(p)
+            ge = (f"ExpectColumnValuesToBeUnique({cols[0]})" if len(cols) == 1
+                  else f"ExpectCompoundColumnsToBeUnique({cols})")
+            pandera = f"Column({cols[0]}, unique=True)" if len(cols) == 1 else f"DataFrameSchema(unique={cols})"
         elif t == "crossed_quotes":
             ge = "ExpectColumnPairValuesAToBeGreaterThanB(ask, bid, or_equal=True)"
             pandera = "DataFrame Check: not (bid > ask)"
@@ -204,8 +214,19 @@ def _worker(job: dict) -> dict:
 
 
 def _rules_for(job: dict, same_only: bool) -> tuple[list, RulePlan]:
-    plan = plan_rules(load_quote_rules())
+    plan = plan_rules(load_table_rules(job.get("table", "quotes")))
     return (plan.same if same_only else plan.rules), plan
+
+
+def _table_of(job: dict):
+    """(table, its landing dataset, the datasets its rules reference, key columns) of a job."""
+    from cei_assets.landing import ACCOUNTS, DATASETS_BY_NAME, SECURITIES
+
+    table = job.get("table", "quotes")
+    dataset = DATASETS_BY_NAME[table]
+    if table == "quotes":
+        return table, dataset, [SECURITIES], QUOTES_KEY_COLUMNS
+    return table, dataset, [SECURITIES, ACCOUNTS], tuple(dataset.key)
 
 
 def _outcome_summary(outcomes) -> dict:
@@ -221,9 +242,9 @@ def _worker_cei(job: dict, same_only: bool) -> dict:
 
     from asset_checks.engine import run_rules, table_context
     from cei_assets.ingestion import load_dataset
-    from cei_assets.landing import QUOTES, SECURITIES
 
     rules, _ = _rules_for(job, same_only)
+    table, dataset, references, key_columns = _table_of(job)
     warm_s = _warm_imports()
     landing, day = Path(job["landing_root"]), dt.date.fromisoformat(job["business_date"])
     db = Path(job["db"])
@@ -233,15 +254,18 @@ def _worker_cei(job: dict, same_only: bool) -> dict:
     started, cpu_started = _now(), _cpu()
     with ThreadClock() as load_clock:
         conn = duckdb.connect(str(db))
-        securities = load_dataset(conn, SECURITIES, landing)
-        quotes = load_dataset(conn, QUOTES, landing, day)
+        loaded_references = [load_dataset(conn, reference, landing) for reference in references]
+        quotes = load_dataset(conn, dataset, landing, day)
+        # The data is in the warehouse file only once DuckDB has checkpointed it; a Dagster step
+        # pays that when it closes its connection, so the load does too (about 1.9 s at 10M).
+        conn.execute("CHECKPOINT")
     loaded, cpu_loaded = _now(), _cpu()
     with ThreadClock() as check_clock:
-        ctx = table_context(conn, "quotes", "raw.quotes", day, QUOTES_KEY_COLUMNS)
+        ctx = table_context(conn, table, f"raw.{table}", day, key_columns)
         outcomes = run_rules(conn, ctx, rules)
     checked, cpu_checked = _now(), _cpu()
     conn.close()
-    problems = [p.message for p in securities.problems + quotes.problems]
+    problems = [p.message for r in [*loaded_references, quotes] for p in r.problems]
     if problems:
         raise BenchmarkError("ingest reported problems: " + "; ".join(problems[:3]))
     return {
@@ -259,15 +283,16 @@ def _worker_cei_checks(job: dict) -> dict:
     from asset_checks.vocabulary import RULE_TYPES
 
     rules, plan = _rules_for(job, same_only=False)
+    table, _, _, key_columns = _table_of(job)
     warm_s = _warm_imports()
     day = dt.date.fromisoformat(job["business_date"])
     started, cpu_started = _now(), _cpu()
     with ThreadClock() as check_clock:
         conn = duckdb.connect(job["db"], read_only=True)
-        ctx = table_context(conn, "quotes", "raw.quotes", day, QUOTES_KEY_COLUMNS)
+        ctx = table_context(conn, table, f"raw.{table}", day, key_columns)
         outcomes = run_rules(conn, ctx, rules)
     checked, cpu_checked = _now(), _cpu()
-    (rows,) = conn.execute("SELECT count(*) FROM raw.quotes WHERE business_date = ?", [day]).fetchone()
+    (rows,) = conn.execute(f"SELECT count(*) FROM raw.{table} WHERE business_date = ?", [day]).fetchone()
 
     # Where the time goes: each query of the engine alone (the buffer pool is warm by now).
     breakdown = []
@@ -322,6 +347,17 @@ def load_quotes_pandas(landing_root: Path, business_date: dt.date):
     return pd.concat(frames, ignore_index=True)
 
 
+def load_table_pandas(table: str, landing_root: Path, business_date: dt.date):
+    """A landing table's file(s) of the date as one pandas DataFrame in file order."""
+    import pandas as pd
+
+    from cei_assets.landing import DATASETS_BY_NAME
+
+    if table == "quotes":
+        return load_quotes_pandas(landing_root, business_date)
+    return pd.read_csv(DATASETS_BY_NAME[table].file_for(landing_root, business_date), engine="pyarrow")
+
+
 def _reference_values(plan: RulePlan, landing_root: Path) -> dict[str, list]:
     import pandas as pd
 
@@ -353,7 +389,7 @@ def _worker_ge(job: dict) -> dict:
 
     started, cpu_started = _now(), _cpu()
     with ThreadClock() as load_clock:
-        df = load_quotes_pandas(landing, day)
+        df = load_table_pandas(job.get("table", "quotes"), landing, day)
         references = _reference_values(plan, landing)
     loaded, cpu_loaded = _now(), _cpu()
     check_clock = ThreadClock().start()
@@ -384,6 +420,10 @@ def _worker_ge(job: dict) -> dict:
         elif t == "allowed_values":
             ((column, values),) = [(k, v) for k, v in p.items() if k != "__line__"]
             expectations.append(E.ExpectColumnValuesToBeInSet(column=column, value_set=list(values), meta=meta))
+        elif t == "unique":
+            cols = _cols(p)
+            expectations.append(E.ExpectColumnValuesToBeUnique(column=cols[0], meta=meta) if len(cols) == 1
+                                else E.ExpectCompoundColumnsToBeUnique(column_list=cols, meta=meta))
         elif t == "crossed_quotes":
             expectations.append(E.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="ask", column_B="bid", or_equal=True, ignore_row_if="either_value_is_missing", meta=meta))
@@ -412,10 +452,11 @@ def _worker_ge(job: dict) -> dict:
         elif t == "referential":
             expectations.append(E.ExpectColumnValuesToBeInSet(
                 column=p["column"], value_set=references[rule.name], meta=meta))
+    table = job.get("table", "quotes")
     source = context.data_sources.add_pandas("bench")
-    batch = source.add_dataframe_asset("quotes").add_batch_definition_whole_dataframe("all").get_batch(
+    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all").get_batch(
         batch_parameters={"dataframe": df})
-    suite = context.suites.add(gx.ExpectationSuite("quotes", expectations=expectations))
+    suite = context.suites.add(gx.ExpectationSuite(table, expectations=expectations))
     setup = _now()
     result = batch.validate(suite, result_format="BASIC")
 
@@ -459,7 +500,7 @@ def _worker_pandera(job: dict) -> dict:
 
     started, cpu_started = _now(), _cpu()
     with ThreadClock() as load_clock:
-        df = load_quotes_pandas(landing, day)
+        df = load_table_pandas(job.get("table", "quotes"), landing, day)
         references = _reference_values(plan, landing)
     loaded, cpu_loaded = _now(), _cpu()
     check_clock = ThreadClock().start()
@@ -467,6 +508,8 @@ def _worker_pandera(job: dict) -> dict:
     column_checks: dict[str, list] = {}
     not_null: set[str] = set()
     required: set[str] = set()
+    unique_columns: set[str] = set()
+    unique_together: list[str] | None = None
     frame_checks = []
     for rule in plan.same:
         t, p, name = rule.type, rule.param, rule.name
@@ -486,6 +529,11 @@ def _worker_pandera(job: dict) -> dict:
         elif t == "allowed_values":
             ((column, values),) = [(k, v) for k, v in p.items() if k != "__line__"]
             column_checks.setdefault(column, []).append(pa.Check.isin(list(values), name=name, error=name))
+        elif t == "unique":
+            if len(_cols(p)) == 1:
+                unique_columns.add(_cols(p)[0])
+            else:
+                unique_together = _cols(p)
         elif t == "crossed_quotes":
             frame_checks.append(pa.Check(lambda d: ~(d["bid"] > d["ask"]), name=name, error=name))
         elif t == "locked_quotes":
@@ -505,10 +553,11 @@ def _worker_pandera(job: dict) -> dict:
         elif t == "referential":
             column_checks.setdefault(p["column"], []).append(pa.Check.isin(references[name], name=name, error=name))
     columns = {
-        c: pa.Column(nullable=c not in not_null, required=True, checks=column_checks.get(c, []))
-        for c in dict.fromkeys([*sorted(required), *sorted(not_null), *column_checks])
+        c: pa.Column(nullable=c not in not_null, required=True, checks=column_checks.get(c, []),
+                     unique=c in unique_columns)
+        for c in dict.fromkeys([*sorted(required), *sorted(not_null), *column_checks, *sorted(unique_columns)])
     }
-    schema = pa.DataFrameSchema(columns, checks=frame_checks)
+    schema = pa.DataFrameSchema(columns, checks=frame_checks, unique=unique_together)
     try:
         schema.validate(df, lazy=True, inplace=True)  # nothing is coerced: no copy needed
         cases = None
@@ -525,6 +574,9 @@ def _worker_pandera(job: dict) -> dict:
             nulls = cases[cases["check"] == "not_nullable"]
             per_column = [nulls.loc[nulls["column"] == c, "index"].nunique() for c in _cols(rule.option("columns"))]
             counts[rule.name] = int(max(per_column or [0]))
+        elif rule.type == "unique":
+            check = "field_uniqueness" if len(_cols(rule.param)) == 1 else "multiple_fields_uniqueness"
+            counts[rule.name] = int(cases.loc[cases["check"] == check, "index"].nunique())
         else:
             counts[rule.name] = int(cases.loc[cases["check"] == rule.name, "index"].nunique())
     check_clock.stop()
@@ -815,33 +867,6 @@ def run_benchmark(sizes: list[int], *, repeat: int = 1, out: Path | None = DEFAU
 # =============================================================================== the report
 
 
-def machine_info() -> dict[str, str]:
-    from importlib import metadata
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f"{kib / 2**20:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-    versions = {}
-    for package in ("duckdb", "pandas", "numpy", "pyarrow", "great_expectations", "pandera", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram": ram, "python": platform.python_version(),
-            "os": f"{platform.system()} {platform.release()}", **versions}
-
-
 def _fmt_s(value: float) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
@@ -982,24 +1007,8 @@ def render_report(results: list[SizeResult], plan: RulePlan, engines, skipped, m
     if skipped:
         lines += ["Not run here: " + "; ".join(f"{e}: {why}" for e, why in skipped.items()), ""]
 
-    ref = "cei_same"
     for r in results:
-        lines += [f"### {r.rows:,} quotes ({r.data.bytes / 2**20:,.0f} MiB of CSV)", "",
-                  "| engine | rules run | load s | check s | total s | CPU s | idle-machine s | peak MiB | × CEI same rules | others |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        base = r.median(ref, "total_s") if ref in r.runs else None
-        for engine in engines:
-            total = r.median(engine, "total_s")
-            ratio = f"{total / base:.1f}×" if base else "n/a"
-            load = "in warehouse" if engine == "cei_checks" else _fmt_s(r.median(engine, "load_s"))
-            others = [m.others_cores for m in r.runs[engine] if m.others_cores is not None]
-            others_text = f"{statistics.median(others):.1f}" if others else "n/a"
-            lines.append(
-                f"| {ENGINE_LABELS[engine]} | {_rules_run(engine, plan, r.first(engine))} | {load} | "
-                f"{_fmt_s(r.median(engine, 'check_s'))} | {_fmt_s(total)} | {_fmt_s(r.median(engine, 'cpu_s'))} | "
-                f"{_fmt_s(r.median(engine, 'idle_s'))} | {r.median(engine, 'peak_mib'):,.0f} | "
-                f"{ratio} | {others_text} |"
-            )
+        lines += [f"### {r.rows:,} quotes ({r.data.bytes / 2**20:,.0f} MiB of CSV)", "", *engine_table(r, plan, engines)]
         busy = max((m.others_cores or 0.0) for runs in r.runs.values() for m in runs)
         if busy > 0.3:
             lines += ["", f"Other processes used up to {busy:.1f} of the {os.cpu_count()} cores during some of these"
@@ -1051,6 +1060,26 @@ def render_report(results: list[SizeResult], plan: RulePlan, engines, skipped, m
         lines += [f"![Total time against rows, per engine]({Path(png).name})", ""]
     lines.append(END_MARKER)
     return "\n".join(lines) + "\n"
+
+
+def engine_table(r: SizeResult, plan: RulePlan, engines, ref: str = "cei_same") -> list[str]:
+    """One size's table: every engine's median times, peak memory and ratio to CEI on the same rules."""
+    lines = ["| engine | rules run | load s | check s | total s | CPU s | idle-machine s | peak MiB | × CEI same rules | others |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    base = r.median(ref, "total_s") if ref in r.runs else None
+    for engine in engines:
+        total = r.median(engine, "total_s")
+        ratio = f"{total / base:.1f}×" if base else "n/a"
+        load = "in warehouse" if engine == "cei_checks" else _fmt_s(r.median(engine, "load_s"))
+        others = [m.others_cores for m in r.runs[engine] if m.others_cores is not None]
+        others_text = f"{statistics.median(others):.1f}" if others else "n/a"
+        lines.append(
+            f"| {ENGINE_LABELS[engine]} | {_rules_run(engine, plan, r.first(engine))} | {load} | "
+            f"{_fmt_s(r.median(engine, 'check_s'))} | {_fmt_s(total)} | {_fmt_s(r.median(engine, 'cpu_s'))} | "
+            f"{_fmt_s(r.median(engine, 'idle_s'))} | {r.median(engine, 'peak_mib'):,.0f} | "
+            f"{ratio} | {others_text} |"
+        )
+    return lines
 
 
 def _fault_rates() -> dict[str, float]:
@@ -1107,21 +1136,6 @@ def render_targets(results, engines) -> list[str]:
     for t in rows:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['holds'] else '**no**'} | {t.get('idle', '')} |")
     return lines + [""]
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put the section between the markers of ``path``, or append it; the rest of the file stays."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        start, end = text.find(START_MARKER), text.find(END_MARKER)
-        if start != -1 and end != -1 and end > start:
-            text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-    else:
-        text = "# Benchmarks\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 def plot(results: list[SizeResult], engines, path: Path) -> None:
