@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test install ui services clean
 
@@ -13,12 +14,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -m pip install -c constraints.txt -e ".[dev]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 
+# The benchmarks' baselines and tools (Great Expectations, matplotlib, pyinstrument): the tests of
+# bench/ run them, the demo does not need them.
+$(BENCH_STAMP): $(STAMP)
+	@echo "installing the benchmarks' baselines into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -c constraints.txt -e ".[dev,bench]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $(BENCH_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cei demo
 
-test: $(STAMP)
+test: $(BENCH_STAMP)
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP)

@@ -1,5 +1,5 @@
 """Benchmarks of the platform: synthetic data at scale and the harnesses that time it.
 
-Run ``.venv/bin/python -m bench.validation`` for the validation benchmark (issue 3); its
-results are written to ``docs/benchmarks.md``.
+``.venv/bin/python -m bench`` runs every benchmark in turn (``bench/__main__.py``); each writes
+its own section of ``docs/benchmarks.md``.
 """
