@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 from bench.report import machine_info, write_section
-from bench.validation import _cpu_seconds, parse_sizes, peak_rss_mib, wait_until_quiet
+from bench.validation import _cpu_seconds, parse_sizes, run_worker, wait_until_quiet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -331,27 +331,7 @@ def _worker(job: dict) -> dict:
 
 
 def _worker_main(job_json: str) -> None:
-    job = json.loads(job_json)
-    try:
-        if job.get("profile_path"):
-            from pyinstrument import Profiler
-
-            profiler = Profiler(interval=0.005)
-            profiler.start()
-            result = _worker(job)
-            profiler.stop()
-            Path(job["profile_path"]).write_text(profiler.output_text(unicode=True, color=False))
-        else:
-            result = _worker(job)
-        result["ok"] = True
-    except BaseException as error:  # reported to the parent, which fails the benchmark
-        import traceback
-
-        result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
-    result["peak_mib"] = peak_rss_mib()
-    Path(job["result"]).write_text(json.dumps(result, default=str))
-    if not result["ok"]:
-        sys.exit(1)
+    run_worker(job_json, _worker, profile_interval_s=0.005)
 
 
 # =============================================================================== the parent

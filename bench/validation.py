@@ -609,19 +609,22 @@ def _warm_imports() -> float:
     return _now() - started
 
 
-def _worker_main(job_json: str) -> None:
+def run_worker(job_json: str, worker, profile_interval_s: float = 0.001) -> None:
+    """A measuring subprocess's body: run ``worker(job)`` (under pyinstrument when the job asks
+    for a profile), then write its result with the process's peak memory to ``job["result"]``;
+    an error is reported there too, and the exit code is 1, so the parent fails the benchmark."""
     job = json.loads(job_json)
     try:
         if job.get("profile_path"):
             from pyinstrument import Profiler
 
-            profiler = Profiler(interval=0.001)
+            profiler = Profiler(interval=profile_interval_s)
             profiler.start()
-            result = _worker(job)
+            result = worker(job)
             profiler.stop()
             Path(job["profile_path"]).write_text(profiler.output_text(unicode=True, color=False))
         else:
-            result = _worker(job)
+            result = worker(job)
         result["ok"] = True
     except BaseException as error:  # reported to the parent, which fails the run
         import traceback
@@ -631,6 +634,10 @@ def _worker_main(job_json: str) -> None:
     Path(job["result"]).write_text(json.dumps(result, default=str))
     if not result["ok"]:
         sys.exit(1)
+
+
+def _worker_main(job_json: str) -> None:
+    run_worker(job_json, _worker)
 
 
 # =============================================================================== the parent
