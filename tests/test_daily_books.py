@@ -17,13 +17,13 @@ from cei_cli import cei
 from cei_assets.sample_data import generate_landing
 
 START = dt.date(2026, 10, 1)
-DAYS = 4
+DAYS = 3  # the generator splits a security on the 2nd date and pays a dividend on the 3rd
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def books(tmp_path_factory):
-    """Four generated trading dates, each run through `cei run`, in order."""
+    """Three generated trading dates, each run through `cei run`, in order."""
     root = tmp_path_factory.mktemp("books")
     landing, home = root / "landing", root / "home"
     summary = generate_landing(landing, START, DAYS, seed=11)
