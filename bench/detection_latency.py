@@ -31,9 +31,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +46,6 @@ DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
 DEFAULT_PNG_NAME = "benchmarks-detection-latency.png"
 START_MARKER = "<!-- detection-latency:start -->"
 END_MARKER = "<!-- detection-latency:end -->"
-DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
 FULL_RUNS, QUICK_RUNS = 5, 2
 FULL_INTERVAL_S, QUICK_INTERVAL_S = DEFAULT_INTERVAL_SECONDS, 2
 SETTLE_SECONDS = 10  # the incident store resource's default
@@ -63,34 +60,6 @@ QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 class BenchmarkError(RuntimeError):
     pass
-
-
-class Daemon:
-    """``dagster-daemon run`` in its own session, so the code server it starts stops with it."""
-
-    def __init__(self, workdir: Path, env: dict):
-        self.workdir, self.env, self.process = workdir, env, None
-        self.log = workdir / "daemon.log"
-
-    def start(self) -> None:
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [DAEMON, "run", "-w", str(self.workdir / "workspace.yaml")], cwd=self.workdir, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def tail(self) -> str:
-        return self.log.read_text()[-4000:] if self.log.exists() else ""
 
 
 def alert_policy(path: Path) -> Path:
@@ -122,18 +91,6 @@ class Detection:
     @property
     def to_slack_s(self) -> float:
         return self.slack_at - self.evaluated_at
-
-
-def _wait_for(what: str, condition, daemon: Daemon, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if daemon.process is not None and daemon.process.poll() is not None:
-            raise BenchmarkError(f"the daemon exited while waiting for {what}:\n{daemon.tail()}")
-        time.sleep(0.1)
-    raise BenchmarkError(f"timed out after {timeout:.0f} s waiting for {what}:\n{daemon.tail()}")
 
 
 def _partition(index: int) -> str:
@@ -168,7 +125,8 @@ def measure(runs: int, interval_s: int, work: Path, log=print) -> list[Detection
         "CEI_SLACK_BOT_TOKEN": slack.token, "CEI_SLACK_API_URL": slack.api_url,
         "CEI_NOTIFICATIONS_FILE": str(alert_policy(work / "notifications.yaml")),
     })
-    daemon = Daemon(work, env)
+    services = tests_module("services")
+    daemon = services.Daemon(work, env)
     store = IncidentStore(url)
     rng = random.Random(SEED)
     detections = []
@@ -195,8 +153,8 @@ def measure(runs: int, interval_s: int, work: Path, log=print) -> list[Detection
                 if result.success:
                     raise BenchmarkError(f"the run with fault {FAULT} succeeded")
                 timeout = 240 if index == 0 else 3 * interval_s + 120  # generous: a loaded CI machine
-                incident = _wait_for(f"the incident of {partition}", lambda: incident_of(partition), daemon, timeout)
-                alert = _wait_for(f"the Slack alert of {partition}", lambda: alert_of(partition), daemon, timeout)
+                incident = services.wait_for(f"the incident of {partition}", lambda: incident_of(partition), daemon, timeout, poll_s=0.1)
+                alert = services.wait_for(f"the Slack alert of {partition}", lambda: alert_of(partition), daemon, timeout, poll_s=0.1)
                 if index == 0:
                     log("  warm-up: daemon and code server up, first alert received")
                     continue

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -128,3 +129,57 @@ def assert_stopped_cleanly(services: RunningServices, names: tuple[str, ...] = (
         time.sleep(0.2)
     assert not processes_in_sessions(sessions), [Path(f"/proc/{p}/cmdline").read_bytes()[:200]
                                                  for p in processes_in_sessions(sessions)]
+
+
+# --------------------------------------------------------------------------- dagster-daemon alone
+
+DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
+
+
+class Daemon:
+    """``dagster-daemon run`` on a workspace in its own session, so the code server it starts stops with it."""
+
+    def __init__(self, workdir: Path, env: dict):
+        self.workdir, self.env, self.process, self.starts = workdir, env, None, 0
+        self.log = workdir / "daemon.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log.open("a") as log:
+            log.write(f"\n===== start {self.starts} =====\n")
+            log.flush()
+            # Its own session, so the code server it spawns dies with it.
+            self.process = subprocess.Popen(
+                [DAEMON, "run", "-w", str(self.workdir / "workspace.yaml")], cwd=self.workdir, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL to the daemon and its children: no clean shutdown, no chance to save anything."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text()[-6000:] if self.log.exists() else ""
+
+
+def wait_for(what, condition, daemon: Daemon, timeout: float = 120, poll_s: float = 0.25):
+    """Poll ``condition()`` until it returns something truthy; fail when the daemon exits or on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if daemon.process is not None and daemon.process.poll() is not None:
+            raise AssertionError(f"the daemon exited while waiting for {what}:\n{daemon.tail()}")
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{daemon.tail()}")

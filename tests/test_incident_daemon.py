@@ -7,58 +7,21 @@ restarted: each failure ends in exactly one incident, none lost, none doubled.
 """
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from incident_location import FAULT_TAG, daily_job
+from services import Daemon, wait_for
 
 from cei_assets.incidents.store import IncidentStore
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
-DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
 D1, D2 = "2026-01-05", "2026-01-06"
 SETTLE_SECONDS = 2  # the sensor rereads the last 2 s of events each tick: replays must not double
-
-
-class Daemon:
-    def __init__(self, workdir: Path, env: dict):
-        self.workdir, self.env, self.process, self.starts = workdir, env, None, 0
-        self.log = workdir / "daemon.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        with self.log.open("a") as log:
-            log.write(f"\n===== start {self.starts} =====\n")
-            log.flush()
-            # Its own session, so the code server it spawns dies with it.
-            self.process = subprocess.Popen(
-                [DAEMON, "run", "-w", str(self.workdir / "workspace.yaml")], cwd=self.workdir, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL to the daemon and its children: no clean shutdown, no chance to save anything."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        return self.log.read_text()[-6000:] if self.log.exists() else ""
 
 
 @pytest.fixture
@@ -96,18 +59,6 @@ def launch(instance, partition: str, fault: str):
         dg.reconstructable(daily_job), instance=instance, raise_on_error=False,
         tags={FAULT_TAG: fault, "dagster/partition": partition},
     )
-
-
-def wait_for(what, condition, daemon: Daemon, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if daemon.process is not None and daemon.process.poll() is not None:
-            raise AssertionError(f"the daemon exited while waiting for {what}:\n{daemon.tail()}")
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}:\n{daemon.tail()}")
 
 
 def checks_by_incident(store: IncidentStore):
