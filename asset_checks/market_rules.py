@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from asset_checks.outcome import list_for_sentence
-from asset_checks.rule_types import RuleType, TableContext, _quote_ident
+from asset_checks.rule_types import RuleType, TableContext, _quote_ident, _sql_string
 from asset_checks.rules import Rule, RuleFileError, parse_percent, parse_settings
 
 MAD_TO_SIGMA = 1.4826
@@ -34,10 +34,6 @@ SAMPLE_LIMIT = 20
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _sql_str(text: Any) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _sql_ts(value: dt.datetime) -> str:
@@ -209,7 +205,7 @@ class Sessions:
             return ("(SELECT NULL::VARCHAR AS exchange, NULL::DATE AS business_date, NULL::INTEGER AS seg, "
                     "NULL::TIMESTAMP AS seg_start, NULL::TIMESTAMP AS seg_end WHERE FALSE)")
         values = ", ".join(
-            f"({_sql_str(e)}, DATE '{d.isoformat()}', {i}, {_sql_ts(a)}, {_sql_ts(b)})" for e, d, i, a, b in self.rows
+            f"({_sql_string(e)}, DATE '{d.isoformat()}', {i}, {_sql_ts(a)}, {_sql_ts(b)})" for e, d, i, a, b in self.rows
         )
         return f"(SELECT * FROM (VALUES {values}) AS s(exchange, business_date, seg, seg_start, seg_end))"
 
@@ -232,7 +228,7 @@ class Sessions:
         notes = []
         if self.unknown:
             (n,) = conn.execute(
-                f"SELECT count(*) FROM raw.securities WHERE exchange IN ({', '.join(map(_sql_str, self.unknown))})"
+                f"SELECT count(*) FROM raw.securities WHERE exchange IN ({', '.join(map(_sql_string, self.unknown))})"
             ).fetchone()
             notes.append(f"{n} securit{'y' if n == 1 else 'ies'} on exchange(s) without a calendar "
                          f"({', '.join(self.unknown)}) not judged")
@@ -298,14 +294,17 @@ def _feeds(ctx: TableContext) -> str:
     """(vendor, symbol, quotes) of every feed that delivered quotes that date, from the per-bucket
     aggregate when the run computes one, else from the quotes."""
     widths = _shared_bucket_widths(ctx)
-    source = quote_buckets(ctx, widths[0]) if widths else None
-    if source:
-        return f"(SELECT vendor, symbol, sum(quotes)::BIGINT AS quotes FROM {source} GROUP BY ALL)"
+    if widths:
+        return f"(SELECT vendor, symbol, sum(quotes)::BIGINT AS quotes FROM {quote_buckets(ctx, widths[0])} GROUP BY ALL)"
     return f"(SELECT vendor, symbol, count(*) AS quotes FROM {ctx.relation} WHERE business_date = $business_date GROUP BY ALL)"
 
 
+def _bucket_us(bucket_minutes) -> int:
+    return int(float(bucket_minutes) * 60_000_000)
+
+
 def _bucket_needs(ctx: TableContext, bucket_minutes) -> tuple:
-    return ((QUOTE_BUCKETS, ctx.relation, ctx.business_date, int(float(bucket_minutes) * 60_000_000)),) \
+    return ((QUOTE_BUCKETS, ctx.relation, ctx.business_date, _bucket_us(bucket_minutes)),) \
         if ctx.business_date is not None else ()
 
 
@@ -323,7 +322,7 @@ class _BucketedQuotesRule(_MarketRule):
         s = cls.settings(rule)
         sessions = Sessions(conn, [ctx.business_date])
         in_session = _bucket_in_session(sessions, "b0") if s["session_only"] else "TRUE"
-        return quote_buckets(ctx, int(float(s["bucket_minutes"]) * 60_000_000)), in_session
+        return quote_buckets(ctx, _bucket_us(s["bucket_minutes"])), in_session
 
 
 # ----------------------------------------------------------------------------- quotes: stale feed
@@ -446,7 +445,7 @@ class EverySecurityQuoted(_MarketRule):
         present = [r[0] for r in conn.execute(f"SELECT DISTINCT vendor FROM {feeds} ORDER BY 1", ctx.params).fetchall()]
         required = cls.settings(rule)["vendors"] or present
         vendor_sql = ("(SELECT NULL::VARCHAR AS vendor)" if not required else
-                      "(SELECT * FROM (VALUES " + ", ".join(f"({_sql_str(v)})" for v in required) + ") AS v(vendor))")
+                      "(SELECT * FROM (VALUES " + ", ".join(f"({_sql_string(v)})" for v in required) + ") AS v(vendor))")
         any_vendor = not required
         query = f"""
             WITH open_secs AS (SELECT DISTINCT symbol FROM {sessions.symbol_segments_sql()} WHERE business_date = $business_date),
@@ -537,7 +536,7 @@ class VendorAgreement(_BucketedQuotesRule):
         compared = rows[0][9]
         vendors_of = dict(conn.execute(
             f"SELECT symbol, count(DISTINCT vendor) FROM {buckets} "
-            f"WHERE symbol IN ({', '.join(sorted({_sql_str(r[0]) for r in rows}))}) GROUP BY 1", ctx.params).fetchall())
+            f"WHERE symbol IN ({', '.join(sorted({_sql_string(r[0]) for r in rows}))}) GROUP BY 1", ctx.params).fetchall())
         by_symbol: dict[str, list] = {}
         for r in rows:
             by_symbol.setdefault(r[0], []).append(r)
@@ -618,7 +617,7 @@ class PriceSpike(_BucketedQuotesRule):
         if not rows:
             return (True, 0, feeds, f"no mid of {day} jumps away and back by more than {s['max_z']:g} robust sigmas "
                     f"and {s['min_bps']:g} bps ({feeds:,} symbol/vendor feeds)", [], {})
-        rows = cls._exact_times(conn, ctx, rows, int(float(s["bucket_minutes"]) * 60_000_000))
+        rows = cls._exact_times(conn, ctx, rows, _bucket_us(s["bucket_minutes"]))
         pairs = sorted({(r[1], r[0]) for r in rows})
         items = [f"{r[1]}/{r[0]} {_num(r[3])} at {r[4].strftime('%H:%M:%S')} UTC between {_num(r[5])} and {_num(r[6])} "
                  f"({r[7]:,.0f} bps, threshold {r[8]:,.0f})" for r in rows]
@@ -637,7 +636,7 @@ class PriceSpike(_BucketedQuotesRule):
     def _exact_times(cls, conn, ctx, rows, bucket_us):
         """The time of the spiking quote itself for the first flagged buckets (a small indexed look-up)."""
         head = rows[:SAMPLE_LIMIT]
-        values = ", ".join(f"({_sql_str(r[0])}, {_sql_str(r[1])}, {_sql_ts(r[2])}, {float(r[3])!r})" for r in head)
+        values = ", ".join(f"({_sql_string(r[0])}, {_sql_string(r[1])}, {_sql_ts(r[2])}, {float(r[3])!r})" for r in head)
         found = dict(
             ((v, sym, b), ts) for v, sym, b, ts in conn.execute(
                 f"""SELECT f.vendor, f.symbol, f.bucket, min(q.ts) FROM {ctx.relation} AS q
@@ -662,7 +661,7 @@ def last_quotes_sql(sessions: Sessions, vendor: str, grace_minutes: float, dates
         FROM raw.quotes AS q
         LEFT JOIN (SELECT symbol, business_date, max(seg_end) AS close_ts FROM {sessions.symbol_segments_sql()} GROUP BY ALL) AS c
                ON c.symbol = q.symbol AND c.business_date = q.business_date
-        WHERE {dates_filter} AND q.vendor = {_sql_str(vendor)} AND q.bid > 0 AND q.ask >= q.bid
+        WHERE {dates_filter} AND q.vendor = {_sql_string(vendor)} AND q.bid > 0 AND q.ask >= q.bid
           AND (c.close_ts IS NULL OR q.ts <= c.close_ts + to_microseconds({int(grace_minutes * 60_000_000)}))
         GROUP BY ALL
     """
@@ -707,7 +706,7 @@ class EodMatchesLastQuote(_MarketRule):
         if not rows:
             (compared,) = conn.execute(
                 f"""SELECT count(*) FROM {ctx.relation} AS e
-                    JOIN (SELECT DISTINCT symbol FROM raw.quotes WHERE business_date = $business_date AND vendor = {_sql_str(s['vendor'])}) USING (symbol)
+                    JOIN (SELECT DISTINCT symbol FROM raw.quotes WHERE business_date = $business_date AND vendor = {_sql_string(s['vendor'])}) USING (symbol)
                     WHERE e.business_date = $business_date""", ctx.params).fetchone()
             return (True, 0, compared, f"{compared:,} of {marks:,} marks of {day} lie within {s['max_bps']:g} bps of "
                     f"their last {s['vendor']} quote at the close (the others have no {s['vendor']} quote)", [], {})
@@ -882,7 +881,7 @@ class PriceMove(_MarketRule):
         if _has_quote_columns(conn) and {"copied_price", "implausible_move"} & set(s["flags"]):
             quoted_dates = [r[0] for r in conn.execute(
                 f"SELECT DISTINCT business_date FROM raw.quotes WHERE business_date BETWEEN DATE '{date_from}' AND DATE '{date_to}' "
-                f"AND vendor = {_sql_str(s['vendor'])}").fetchall()]
+                f"AND vendor = {_sql_string(s['vendor'])}").fetchall()]
             if quoted_dates:
                 sessions = Sessions(conn, quoted_dates)
                 quotes_cte = last_quotes_sql(sessions, s["vendor"], 1,
@@ -1113,7 +1112,7 @@ class FxUsdLegs(_MarketRule):
         for source in cls.settings(rule)["from"]:
             relation, _, column = source.rpartition(".")
             if column in _relation_columns(conn, relation):
-                parts.append(f"SELECT DISTINCT upper(trim({_quote_ident(column)})) AS ccy, {_sql_str(relation.split('.')[-1])} AS used_by "
+                parts.append(f"SELECT DISTINCT upper(trim({_quote_ident(column)})) AS ccy, {_sql_string(relation.split('.')[-1])} AS used_by "
                              f"FROM {relation} WHERE {_quote_ident(column)} IS NOT NULL")
         if not parts:
             return True, 0, 0, "no securities or accounts to need an FX rate", [], {}

@@ -90,8 +90,8 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _sql_string(text: Any) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 class RuleType:
