@@ -63,6 +63,7 @@ def test_each_quick_fault_has_a_row_whose_runs_are_detected_or_missed(quick):
         assert summary["fault_incidents"][fault] == [int(n) for n in incidents]
         detected, missed = detected + hit, missed + miss
     assert (summary["detected"], summary["missed"]) == (detected, missed)
+    assert detected >= 1, "a benchmark whose detector catches nothing must not pass"
     assert summary["fault_runs"] == detected + missed
     assert len(summary["missed_faults"]) == missed  # one seed: one entry per missed run
 

@@ -177,6 +177,8 @@ def test_the_books_were_built_in_the_one_warehouse_both_workers_wrote(celery_run
     logs = "\n".join(p.read_text() for p in (celery_run["home"] / "logs").glob("celery-*.log"))
     # Writers queued on the warehouse lock; none met DuckDB's own lock error.
     assert "Could not set lock" not in logs and "Conflicting lock" not in logs
+    if celery_run["kind"] == "postgresql":  # nothing of the books went to a DuckDB file
+        assert not (celery_run["home"] / "warehouse.duckdb").exists()
 
 
 def test_the_workers_stop_cleanly_on_ctrl_c(celery_run):
