@@ -138,6 +138,8 @@ def test_the_whole_demo_reaches_nothing_outside_loopback(tmp_path):
     # The warning became an incident, reported and delivered without leaving the machine.
     listed = subprocess.run([CEI, "incidents", "list"], env=env, capture_output=True, text=True, timeout=120)
     assert "vendor_agreement" in listed.stdout, listed.stdout + listed.stderr
+    delivered = "\n".join(p.read_text() for p in (home / "notifications").rglob("*") if p.is_file())
+    assert "vendor_agreement" in delivered, "the alert or digest was not delivered to files"
     print(f"{len(commands)} processes watched, {len(attempts(log))} network attempts, all loopback")
 
 
