@@ -171,17 +171,16 @@ def _sample(conn, ctx: TableContext, wanted_by_rule: list[tuple[list[str], str]]
     ``(samples, affected)`` per rule out."""
     if not wanted_by_rule:
         return []
-    lineage = [c for c in ("_source_line", "_source_file") if c in ctx.columns]
-    affected_columns = [c for c in _AFFECTED_COLUMNS if c in ctx.columns]
+    present = set(ctx.columns)
+    lineage = [c for c in ("_source_line", "_source_file") if c in present]
+    affected_columns = [c for c in _AFFECTED_COLUMNS if c in present]
+    # Every rule's samples show the date, the key and who is affected, then the rule's own
+    # columns, then where in the file the row came from.
+    leading = [c for c in ("business_date", *ctx.key_columns) if c in present] + affected_columns
+    trailing = [c for c in ("_source_file", "_source_line") if c in present]
     selects, shapes = [], []
     for rule_columns, condition in wanted_by_rule:
-        wanted = list(dict.fromkeys(
-            [c for c in ("business_date",) if c in ctx.columns]
-            + [c for c in ctx.key_columns if c in ctx.columns]
-            + affected_columns
-            + [c for c in rule_columns if c in ctx.columns]
-            + [c for c in ("_source_file", "_source_line") if c in ctx.columns]
-        )) or list(ctx.columns)
+        wanted = list(dict.fromkeys(leading + [c for c in rule_columns if c in present] + trailing)) or list(ctx.columns)
         row = "{" + ", ".join(f"{_sql_string(c)}: {_quote_ident(c)}" for c in wanted) + "}"
         # The first rows of the file; without lineage columns, the smallest rows (deterministic).
         order = "(" + ", ".join(_quote_ident(c) for c in lineage) + ")" if lineage else row

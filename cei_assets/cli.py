@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cei_assets import settings
@@ -282,7 +283,8 @@ def run_date_queued(business_date: dt.date, select: list | None = None, wait_tim
     import dagster as dg
 
     from cei_assets.queued_runs import (
-        HEARTBEAT_STALE_SECONDS, DaemonNotRunning, queue_daemon_alive, submit_daily_run, wait_for_run,
+        HEARTBEAT_STALE_SECONDS, LOCATION, WORKSPACE_FILE, CodeLocationNotLoaded, DaemonNotRunning, queue_daemon_alive,
+        submit_daily_run, wait_for_run,
     )
 
     settings.configure_environment()
@@ -294,24 +296,34 @@ def run_date_queued(business_date: dt.date, select: list | None = None, wait_tim
     started = time.perf_counter()
     status = None
     # The code server's own output goes to the file; the run's output is in the daemon's log and the UI.
-    with _output_to(log_path), submit_daily_run(instance, tags, str(settings.landing_dir()), select) as submitted:
-        run_id = submitted.run_id
-        if submitted.status == dg.DagsterRunStatus.QUEUED:
-            console.print(f"queued run {run_id}; waiting for the daemon")
-            if not queue_daemon_alive(instance):
-                console.print(f"[yellow]no heartbeat from dagster-daemon's run queue in the last {HEARTBEAT_STALE_SECONDS:.0f}s: "
-                              f"is it running? (`make services`); giving up after {wait_timeout:.0f}s[/yellow]")
-        else:
-            console.print(f"launched run {run_id} (this instance has no run queue)")
-        watcher = threading.Thread(target=_watch_progress, args=(instance, invocation, done), daemon=True)
-        watcher.start()
-        try:
-            status = wait_for_run(instance, run_id, wait_timeout)
-        except DaemonNotRunning:
-            pass
-        finally:
-            done.set()
-            watcher.join(timeout=10)
+    try:
+        with _output_to(log_path), submit_daily_run(instance, tags, str(settings.landing_dir()), select) as submitted:
+            run_id = submitted.run_id
+            if submitted.status == dg.DagsterRunStatus.QUEUED:
+                console.print(f"queued run {run_id}; waiting for the daemon")
+                if not queue_daemon_alive(instance):
+                    console.print(f"[yellow]no heartbeat from dagster-daemon's run queue in the last {HEARTBEAT_STALE_SECONDS:.0f}s: "
+                                  f"is it running? (`make services`); giving up after {wait_timeout:.0f}s[/yellow]")
+            else:
+                console.print(f"launched run {run_id} (this instance has no run queue)")
+            watcher = threading.Thread(target=_watch_progress, args=(instance, invocation, done), daemon=True)
+            watcher.start()
+            try:
+                status = wait_for_run(instance, run_id, wait_timeout)
+            except DaemonNotRunning:
+                pass
+            finally:
+                done.set()
+                watcher.join(timeout=10)
+    except CodeLocationNotLoaded as error:
+        # The operator needs what failed and where to read more, not Dagster's traceback.
+        with log_path.open("a", encoding="utf-8") as log_file:
+            log_file.write(error.details)
+        err_console.print(
+            f"[red]error:[/red] {business_date}: no run submitted: the code location {LOCATION} of "
+            f"{escape(str(WORKSPACE_FILE))} failed to load: {escape(error.cause)}; full error in {escape(str(log_path))}"
+        )
+        return False
     took = time.perf_counter() - started
     if status is None:
         console.print(

@@ -15,6 +15,7 @@ caller is told the daemon is not running rather than left waiting.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 import dagster as dg
 
 from cei_assets import settings
-from cei_assets.jobs import DAILY_JOB
 
 WORKSPACE_FILE = settings.PROJECT_ROOT / "workspace.yaml"
 LOCATION = "cei"  # workspace.yaml's location_name
@@ -36,6 +36,33 @@ TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 
 class DaemonNotRunning(RuntimeError):
     """The run waited in the queue and no dagster-daemon serves it."""
+
+
+class CodeLocationNotLoaded(RuntimeError):
+    """The code location failed to load (a module that does not import, definitions that raise),
+    so no run was created. ``cause`` is the error in one line, ``details`` the full report."""
+
+    def __init__(self, cause: str, details: str):
+        super().__init__(cause)
+        self.cause = cause
+        self.details = details
+
+
+def _load_failure(error) -> CodeLocationNotLoaded:
+    """The first line of what made the location fail, from Dagster's report of the code server's
+    error (a user error wrapped in DagsterUserCodeLoadError, or the server's own)."""
+    report = error.load_error_infos[0] if error.load_error_infos else None
+    if report is None:
+        return CodeLocationNotLoaded(str(error).splitlines()[0], str(error))
+    raised = report.cause or report  # the module's own exception, under DagsterUserCodeLoadError
+    lines = [line.strip() for line in raised.message.splitlines() if line.strip()]
+    # Python's summary "ValueError: ..."; a SyntaxError's comes after the file, line and source it names.
+    headline = next((line for line in lines if line.split(":")[0].endswith(raised.cls_name)),
+                    lines[0] if lines else raised.cls_name)
+    where = re.match(r'File "(.+)", line (\d+)', lines[0]) if lines else None
+    if where and headline != lines[0]:
+        headline += f" ({where[1]}, line {where[2]})"
+    return CodeLocationNotLoaded(headline, report.to_string())
 
 
 @dataclass(frozen=True)
@@ -54,9 +81,11 @@ def submit_daily_run(instance: dg.DagsterInstance, tags: dict[str, str], landing
 
     The workspace (a code server process) stays open until the caller is done: where the
     coordinator launches at once (the embedded profile), the run is started by that server.
+    Raises ``CodeLocationNotLoaded`` when the code location does not load.
     """
     from dagster import __version__
     from dagster._core.definitions.selector import JobSubsetSelector
+    from dagster._core.errors import DagsterCodeLocationLoadError
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
@@ -64,7 +93,14 @@ def submit_daily_run(instance: dg.DagsterInstance, tags: dict[str, str], landing
     target = WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)])
     with WorkspaceProcessContext(instance, target, version=__version__) as process_context:
         workspace = process_context.create_request_context()
-        location = workspace.get_code_location(LOCATION)  # raises with the load error
+        try:
+            location = workspace.get_code_location(LOCATION)
+        except DagsterCodeLocationLoadError as error:
+            raise _load_failure(error) from None
+        # Imported once the location has loaded: the jobs module reads the location's configuration
+        # (CEI_EXECUTOR), whose errors are reported above as the location's, not as this process's.
+        from cei_assets.jobs import DAILY_JOB
+
         (repository,) = location.get_repositories().values()
         selected = frozenset(asset_selection) if asset_selection else None
         remote_job = location.get_job(JobSubsetSelector(

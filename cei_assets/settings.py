@@ -140,6 +140,11 @@ def warehouse_path() -> Path:
     return Path(explicit).resolve() if explicit else cei_home() / "warehouse.duckdb"
 
 
+def warehouse_url() -> str:
+    """``CEI_WAREHOUSE_URL``: a PostgreSQL URL selects the PostgreSQL warehouse; empty, DuckDB."""
+    return os.environ.get("CEI_WAREHOUSE_URL", "").strip()
+
+
 def landing_dir() -> Path:
     """The landing root; ``CEI_LANDING_DIR`` or ``$CEI_HOME/landing`` (where the demo writes)."""
     explicit = os.environ.get("CEI_LANDING_DIR")
@@ -271,10 +276,11 @@ def check_environment() -> str:
     chosen = profile()
     if chosen == PRODUCTION:
         _require_postgres()
-    if os.environ.get("CEI_WAREHOUSE_URL", "").strip():  # the PostgreSQL warehouse (docs/warehouse.md)
+    url = warehouse_url()
+    if url:  # the PostgreSQL warehouse (docs/warehouse.md)
         from cei_assets.warehouse_postgres import parse_url
 
-        parse_url(os.environ["CEI_WAREHOUSE_URL"])  # a WarehouseURLError is a SettingsError
+        parse_url(url)  # a WarehouseURLError is a SettingsError
     return chosen
 
 

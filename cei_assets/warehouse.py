@@ -32,7 +32,7 @@ from cei_assets import settings
 from cei_assets import warehouse_postgres as pg
 from cei_assets.warehouse_locks import WarehouseLockTimeout, held_mode, process_lock, wait_for_lock
 
-__all__ = ["WarehouseLockTimeout", "WarehouseResource", "warehouse_lock", "warehouse_url"]
+__all__ = ["WarehouseLockTimeout", "WarehouseResource", "warehouse_lock"]
 
 
 @contextlib.contextmanager
@@ -70,11 +70,6 @@ def warehouse_lock(database: Path, exclusive: bool, timeout_seconds: float = 900
         yield
 
 
-def warehouse_url() -> str:
-    """``CEI_WAREHOUSE_URL``: a PostgreSQL URL selects the PostgreSQL warehouse; empty, DuckDB."""
-    return os.environ.get("CEI_WAREHOUSE_URL", "").strip()
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse: the DuckDB file (``CEI_WAREHOUSE``, default ``$CEI_HOME/warehouse.duckdb``),
     or the PostgreSQL database named by ``url`` (``CEI_WAREHOUSE_URL``) when it is set."""
@@ -90,7 +85,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @classmethod
     def from_environment(cls) -> WarehouseResource:
-        return cls(path=str(settings.warehouse_path()), url=warehouse_url())
+        return cls(path=str(settings.warehouse_path()), url=settings.warehouse_url())
 
     @property
     def engine(self) -> str:

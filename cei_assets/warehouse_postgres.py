@@ -32,6 +32,7 @@ import decimal
 import functools
 import json
 import logging
+import os
 import re
 import tempfile
 import threading
@@ -115,9 +116,13 @@ def parse_url(url: str) -> PostgresTarget:
     The password may also come from libpq's ``PGPASSWORD`` (or ``~/.pgpass``); nothing secret
     needs to be in the URL.
     """
-    import os
+    # Parsed once per URL and environment: the warehouse resource asks at every connection.
+    return _parse_url(url.strip(), os.environ.get("PGUSER", ""), os.environ.get("USER", ""),
+                      os.environ.get("PGPASSWORD", ""))
 
-    text = url.strip()
+
+@functools.lru_cache(maxsize=64)
+def _parse_url(text: str, pguser: str, login: str, pgpassword: str) -> PostgresTarget:
     parts = urlsplit(text)
     if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
         raise WarehouseURLError(
@@ -131,11 +136,25 @@ def parse_url(url: str) -> PostgresTarget:
         port = parts.port or 5432
     except ValueError:
         raise WarehouseURLError("CEI_WAREHOUSE_URL has a port that is not a number") from None
-    user = unquote(parts.username or "") or os.environ.get("PGUSER", "") or os.environ.get("USER", "")
-    password = unquote(parts.password or "") or os.environ.get("PGPASSWORD", "")
+    user = unquote(parts.username or "") or pguser or login
+    password = unquote(parts.password or "") or pgpassword
     options = parse_qs(parts.query).get("options", [""])[0]
     return PostgresTarget(url=text, host=parts.hostname, port=port, user=user, password=password,
                           dbname=dbname, options=options)
+
+
+def _connect(target: PostgresTarget, application: str):
+    """An autocommit psycopg2 session on the warehouse; when the server refuses, the error says
+    which warehouse and what to set (the password may be missing from the URL and PGPASSWORD)."""
+    try:
+        conn = psycopg2.connect(target.dsn, application_name=application, connect_timeout=10)
+    except psycopg2.Error as error:
+        raise PostgresWarehouseError(
+            f"cannot connect to the PostgreSQL warehouse {target.shown}: {str(error).strip()} "
+            "(check CEI_WAREHOUSE_URL; a password goes in the URL or in PGPASSWORD)"
+        ) from None
+    conn.autocommit = True
+    return conn
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,13 +563,7 @@ class PostgresConnection:
 
     def __init__(self, target: PostgresTarget, application: str = "cei"):
         self.target = target
-        try:
-            self._conn = psycopg2.connect(target.dsn, application_name=application, connect_timeout=10)
-        except psycopg2.Error as error:
-            raise PostgresWarehouseError(
-                f"cannot connect to the PostgreSQL warehouse {target.shown}: {str(error).strip()}"
-            ) from None
-        self._conn.autocommit = True
+        self._conn = _connect(target, application)
         psycopg2.extensions.register_type(_NUMERIC, self._conn)
         psycopg2.extras.register_default_json(self._conn, loads=_loads)
         with self._conn.cursor() as cursor:
@@ -558,6 +571,9 @@ class PostgresConnection:
             # read-only transactions: DuckDB's read-only connections may create temporary
             # tables (the checks share intermediate results that way), PostgreSQL's may not.
             cursor.execute("SET TIME ZONE 'UTC'")
+        # Parameters become literals through psycopg2's own quoting (mogrify), which needs a
+        # cursor of the connection (its encoding and adapters) but runs nothing: one serves all.
+        self._literals = self._conn.cursor()
         self._last: PostgresResult | None = None
 
     @property
@@ -594,8 +610,7 @@ class PostgresConnection:
                 values.append(parameters[key])
             except (KeyError, IndexError, TypeError):
                 raise PostgresWarehouseError(f"no value given for the statement's parameter {key!r}") from None
-        with self._conn.cursor() as cursor:
-            literals = [cursor.mogrify("%s", (_adapt(v),)).decode() for v in values]
+        literals = [self._literals.mogrify("%s", (_adapt(v),)).decode() for v in values]
         out = [translation.parts[0]]
         for literal, part in zip(literals, translation.parts[1:]):
             out += [literal, part]
@@ -817,11 +832,7 @@ def advisory_lock(target: PostgresTarget, exclusive: bool, timeout_seconds: floa
     wanted = "exclusive" if exclusive else "shared"
 
     def acquire():
-        try:
-            conn = psycopg2.connect(target.dsn, application_name="cei-lock", connect_timeout=10)
-        except psycopg2.Error as error:
-            raise PostgresWarehouseError(f"cannot connect to the PostgreSQL warehouse {target.shown}: {str(error).strip()}") from None
-        conn.autocommit = True
+        conn = _connect(target, "cei-lock")
         function = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
         try:
             with conn.cursor() as cursor:

@@ -62,6 +62,7 @@ def test_duckdb_sql_runs_on_postgresql_with_duckdbs_parameter_styles(pg):
         ("SELECT ? + 1 AS n, 'x%y' LIKE 'x%' AS literal_percent", [41]),
         ("SELECT $day - INTERVAL 3 DAY AS earlier, $day::VARCHAR AS text", {"day": dt.date(2026, 10, 5)}),
         ("SELECT $1 * 2, $2 || '!'", [Decimal("1.25"), "done"]),
+        ("SELECT ? AS quoted, ? IS NULL AS missing, ? AS listed", ["it's 100%", None, ["a", "b'c"]]),
         ("SELECT count_if(x > 1), sum(x), list(x ORDER BY x DESC)[1:2] FROM (SELECT unnest([1, 2, 3]) AS x)", None),
         ("SELECT median(x), mad(x), round(avg(x), 2) FROM (SELECT unnest([1.0, 2.0, 4.0, 10.0]) AS x)", None),
     ]
@@ -101,6 +102,27 @@ def test_a_url_that_is_not_postgresql_is_refused_with_what_to_set():
     target = parse_url("postgresql://cei:s3cret@db.internal:6543/books?options=-c%20statement_timeout%3D0")
     assert (target.host, target.port, target.user, target.dbname) == ("db.internal", 6543, "cei", "books")
     assert "s3cret" not in target.shown and "s3cret" == target.password
+
+
+def test_the_warehouse_url_is_parsed_once_and_the_environments_password_still_counts(monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    warehouse = WarehouseResource(path="unused", url="postgresql://cei@db.internal/books")
+    assert warehouse.postgres is warehouse.postgres  # asked at every connection, parsed once
+    assert WarehouseResource(path="other", url=warehouse.url).postgres is warehouse.postgres
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
+    assert warehouse.postgres.password == "from-the-environment"
+
+
+def test_a_warehouse_that_refuses_the_connection_is_named_with_what_to_set(pg_url):
+    missing = WarehouseResource(path="unused", url=pg_url.rsplit("/", 1)[0] + "/cei_no_such_database",
+                                lock_timeout_seconds=1)
+    where = f"cannot connect to the PostgreSQL warehouse {missing.shown}: .*cei_no_such_database.*CEI_WAREHOUSE_URL"
+    with pytest.raises(duckdb.Error, match=where):  # a failed check with the reason, as any duckdb.Error
+        with missing.read():
+            pass
+    with pytest.raises(duckdb.Error, match=where):  # the writers' lock has a connection of its own
+        with missing.lock():
+            pass
 
 
 def test_cei_refuses_to_start_on_a_warehouse_url_it_cannot_use(tmp_path):

@@ -324,6 +324,52 @@ def test_retry_settings_that_make_no_sense_are_refused_when_the_code_loads(monke
         landing_retry_policy()
 
 
+# --------------------------------------------------------------------------- cei run --queue on code that does not load
+
+
+def _run_queued(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, str]:
+    """`cei run --queue` for DATE; the run's outcome and the one stderr line saying the code failed to load."""
+    run = subprocess.run([*command, "run", "--date", DATE.isoformat(), "--queue", "--wait-timeout", "1"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "queued run" not in run.stdout, "no run is submitted from code that did not load"
+    said = [line for line in run.stderr.splitlines() if "failed to load" in line]
+    assert len(said) == 1, run.stderr
+    return run, said[0]
+
+
+def test_a_queued_run_on_a_module_with_a_syntax_error_names_the_error_and_where_the_full_report_is(tmp_path):
+    home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
+    (tmp_path / "broken.py").write_text("import dagster as dg\n\ndefs = dg.Definitions(assets=[]\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": {"relative_path": "broken.py", "location_name": "cei"}}]}))
+    # The console script, its code location read from this workspace instead of the project's.
+    cei_on_workspace = [sys.executable, "-c",
+                        "import sys\nfrom pathlib import Path\nimport cei_assets.queued_runs as queued\n"
+                        f"queued.WORKSPACE_FILE = Path({str(workspace)!r})\n"
+                        "from cei_assets.cli import app\napp(sys.argv[1:])\n"]
+
+    _, line = _run_queued(cei_on_workspace, clean_env(home))
+
+    assert f"the code location cei of {workspace} failed to load: SyntaxError:" in line
+    assert f"({tmp_path / 'broken.py'}, line 3)" in line
+    full_report = Path(line.rsplit("full error in ", 1)[1])
+    assert full_report.is_relative_to(home / "logs") and "SyntaxError" in full_report.read_text()
+
+
+def test_a_queued_run_on_a_setting_that_makes_the_definitions_raise_names_the_setting(tmp_path):
+    home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
+
+    _, line = _run_queued([CEI], clean_env(home, CEI_EXECUTOR="threads"))
+
+    assert "the code location cei of" in line
+    assert "failed to load: ValueError: CEI_EXECUTOR must be in_process, multiprocess or celery, not 'threads'" in line
+    assert Path(line.rsplit("full error in ", 1)[1]).is_file()
+
+
 # --------------------------------------------------------------------------- daemon and webserver
 
 

@@ -96,8 +96,9 @@
     [{% for item in items %}'{{ item | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}]
 {%- endmacro %}
 
+{#- PostgreSQL spells the same bracketed list array[...], and types an empty one only by a cast. -#}
 {% macro postgres__cei_text_list(items) -%}
-    cast(array[{% for item in items %}'{{ item | replace("'", "''") }}'{% if not loop.last %}, {% endif %}{% endfor %}] as varchar[])
+    cast(array{{ default__cei_text_list(items) }} as varchar[])
 {%- endmacro %}
 
 
