@@ -11,8 +11,13 @@ Then, with nobody calling anything: the daemon's incident sensor opens an incide
 team's Slack channel gets the alert. The webserver's GraphQL API, which the UI draws from, shows
 the lineage from the landing file to the P&L, the failed blocking check on its asset for that
 date, and no P&L for the date. Ctrl-C stops every service cleanly.
+
+The deployment starts once for the file and the Ctrl-C test stops it; a test that runs after that
+one (in another order, or picked on the command line) finds the services started again on the same
+instance, so no test depends on the order the tests run in.
 """
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -50,7 +55,7 @@ def wait_for(what: str, probe, timeout: float = 180, every: float = 1.0):
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def deployed(tmp_path_factory):
     root = tmp_path_factory.mktemp("end_to_end")
     home, feeds = root / "home", root / "feeds"
     generated = subprocess.run(
@@ -63,18 +68,36 @@ def deployment(tmp_path_factory):
 
     slack = FakeSlack(token=TOKEN).start()
     try:
-        with throwaway_database() as postgres:
+        with throwaway_database() as postgres, contextlib.ExitStack() as running:
             env = clean_env(home, **postgres, CEI_PG_PASSWORD="", CEI_SLACK_BOT_TOKEN=TOKEN,
                             CEI_SLACK_API_URL=slack.api_url, CEI_INCIDENT_SENSOR_INTERVAL="2")
             for name in _NOT_INHERITED:
                 env.pop(name, None)
             # The services do not know the feeds' folder: `--landing` must travel with the run.
-            with cei_services(env) as services:
-                run = subprocess.run([CEI, "run", "--date", DAY.isoformat(), "--queue", "--landing", str(feeds)],
-                                     env=env, capture_output=True, text=True, timeout=600)
-                yield {"home": home, "env": env, "slack": slack, "services": services, "run": run, "symbol": symbol}
+            services = running.enter_context(cei_services(env))
+            run = subprocess.run([CEI, "run", "--date", DAY.isoformat(), "--queue", "--landing", str(feeds)],
+                                 env=env, capture_output=True, text=True, timeout=600)
+            # Services started again (see the module's docstring) are stopped with the first ones.
+            yield {"home": home, "env": env, "slack": slack, "services": services, "run": run, "symbol": symbol,
+                   "start_services": lambda: running.enter_context(cei_services(env))}
     finally:
         slack.stop()
+
+
+@pytest.fixture
+def deployment(deployed):
+    """The deployment with its services running, started again if the Ctrl-C test stopped them."""
+    if deployed["services"].returncode is not None:
+        deployed["services"] = deployed["start_services"]()
+    return deployed
+
+
+@pytest.fixture(scope="module")
+def stopped_services(deployed):
+    """The deployment's services after a Ctrl-C: their output and exit code, their sessions."""
+    services = deployed["services"]
+    services.stop()
+    return services
 
 
 # --------------------------------------------------------------------------- the operator's command
@@ -205,7 +228,5 @@ def test_the_ui_shows_the_blocking_check_failed_on_its_asset_for_the_date_and_no
 # --------------------------------------------------------------------------- stopping
 
 
-def test_ctrl_c_stops_the_daemon_and_the_webserver_cleanly(deployment):
-    services = deployment["services"]
-    services.stop()
-    assert_stopped_cleanly(services)
+def test_ctrl_c_stops_the_daemon_and_the_webserver_cleanly(stopped_services):
+    assert_stopped_cleanly(stopped_services)
