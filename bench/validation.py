@@ -257,7 +257,8 @@ def _worker_cei(job: dict, same_only: bool) -> dict:
         loaded_references = [load_dataset(conn, reference, landing) for reference in references]
         quotes = load_dataset(conn, dataset, landing, day)
         # The data is in the warehouse file only once DuckDB has checkpointed it; a Dagster step
-        # pays that when it closes its connection, so the load does too (about 1.9 s at 10M).
+        # pays that when it closes its connection, so the load does too (what the insert has not
+        # written already: little since the raw table is written unordered, see ingestion.py).
         conn.execute("CHECKPOINT")
     loaded, cpu_loaded = _now(), _cpu()
     with ThreadClock() as check_clock:

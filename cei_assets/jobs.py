@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from cei_assets import settings
 from cei_assets.trading_calendar import is_trading_day, trading_day_partitions
 
 DAILY_JOB = "daily_books"
@@ -40,7 +41,9 @@ def daily_executor() -> dg.ExecutorDefinition:
         from dagster_celery import celery_executor
 
         return celery_executor.configured(
-            {"broker": {"env": "CEI_CELERY_BROKER"}, "backend": {"env": "CEI_CELERY_BACKEND"}},
+            {"broker": {"env": "CEI_CELERY_BROKER"}, "backend": {"env": "CEI_CELERY_BACKEND"},
+             # The workers of bin/cei-services consume the same queue (-Q).
+             "config_source": {"task_default_queue": settings.celery_queue()}},
             name="celery",
         )
     raise ValueError(f"CEI_EXECUTOR must be in_process, multiprocess or celery, not {choice!r}")

@@ -117,6 +117,9 @@ _PRODUCTION_DEFAULTS = {
 _CELERY_DEFAULTS = {
     "CEI_CELERY_BROKER": "amqp://guest:guest@127.0.0.1:5672//",
     "CEI_CELERY_BACKEND": "rpc://",
+    # The queue the executor sends steps to and the workers consume: dagster-celery's default.
+    # Two deployments on one broker (or vhost) keep their steps apart with their own names.
+    "CEI_CELERY_QUEUE": "dagster",
 }
 
 _SECRET_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
@@ -265,6 +268,11 @@ def celery_broker_and_backend() -> tuple[str, str]:
         if not os.environ.get(name, "").strip():
             os.environ[name] = value
     return os.environ["CEI_CELERY_BROKER"], os.environ["CEI_CELERY_BACKEND"]
+
+
+def celery_queue() -> str:
+    """``CEI_CELERY_QUEUE``: the Celery queue of the daily job's steps (default ``dagster``)."""
+    return os.environ.get("CEI_CELERY_QUEUE", "").strip() or _CELERY_DEFAULTS["CEI_CELERY_QUEUE"]
 
 
 def check_environment() -> str:

@@ -9,8 +9,9 @@ several hosts. The DuckDB warehouse under steps in separate processes is
 tests/test_daily_books.py's multiprocess test (its file lock makes the writers queue); set
 ``CEI_TEST_CELERY_WAREHOUSES=duckdb,postgresql`` to run this one on both.
 
-The test gets a RabbitMQ virtual host of its own when `rabbitmqctl` can create one, so no
-other worker on the machine can take its steps.
+The test's steps travel on a Celery queue of its own (``CEI_CELERY_QUEUE``), on a RabbitMQ virtual
+host of its own when `rabbitmqctl` can make one: no other worker on the machine can take its steps,
+and its workers take no one else's.
 """
 
 import contextlib
@@ -49,7 +50,9 @@ def _rabbitmq_up() -> bool:
 
 @contextlib.contextmanager
 def rabbitmq_vhost():
-    """A broker URL on a virtual host of our own (or the default one when vhosts cannot be made)."""
+    """A broker URL on a virtual host of our own, deleted afterwards; the default vhost when
+    rabbitmqctl cannot make one (it needs root or the rabbitmq user), where the test's own queue
+    name still keeps its steps apart."""
     if not _rabbitmq_up():
         pytest.skip("no RabbitMQ on 127.0.0.1:5672")
     ctl = shutil.which("rabbitmqctl")
@@ -58,13 +61,15 @@ def rabbitmq_vhost():
     def run(*args):
         return subprocess.run([ctl, *args], capture_output=True, text=True, timeout=60).returncode == 0
 
-    if ctl and run("add_vhost", vhost) and run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"):
-        try:
+    made = bool(ctl) and run("add_vhost", vhost)
+    try:
+        if made and run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"):
             yield f"amqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}/{vhost}"
-        finally:
+        else:
+            yield f"amqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}//"
+    finally:
+        if made:
             run("delete_vhost", vhost)
-    else:
-        yield f"amqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}//"
 
 
 def _wait_for_workers(logs: Path, names: list[str], services: subprocess.Popen, timeout: float = 120) -> None:
@@ -98,8 +103,9 @@ def celery_run(tmp_path_factory, request):
     root = tmp_path_factory.mktemp(f"celery-{request.param}")
     home, landing = root / "home", root / "landing"
     with throwaway_database() as pg_env, warehouse_of(request.param) as warehouse_env, rabbitmq_vhost() as broker:
+        queue = f"cei_test_{uuid.uuid4().hex[:8]}"
         env_extra = {**pg_env, **warehouse_env, "CEI_EXECUTOR": "celery", "CEI_CELERY_BROKER": broker,
-                     "CEI_LANDING_DIR": str(landing)}
+                     "CEI_CELERY_QUEUE": queue, "CEI_LANDING_DIR": str(landing)}
         generated = cei("generate", str(landing), "--start", DATE.isoformat(), "--days", "1", "--symbols", "6",
                         "--quotes-per-symbol", "30", "--orders-per-day", "12", home=home, extra_env=env_extra)
         assert generated.returncode == 0, generated.stderr
@@ -147,6 +153,7 @@ def celery_run(tmp_path_factory, request):
             "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"), url=warehouse_env.get("CEI_WAREHOUSE_URL", "")),
             "kind": request.param, "home": home, "run": run, "took": took, "status": status, "steps_by_worker": steps_by_worker,
             "services_output": services_output, "services_code": services.returncode, "tags": executor,
+            "queue": queue,
         }
 
 
@@ -167,6 +174,13 @@ def test_the_steps_were_shared_between_both_workers(celery_run):
     every_step = [step for steps in workers.values() for step in steps]
     assert len(every_step) == len(set(every_step)), "no step may run twice"
     assert all(len(steps) >= 3 for steps in workers.values()), {w: len(s) for w, s in workers.items()}
+
+
+def test_the_steps_travelled_on_the_deployments_own_queue(celery_run):
+    # Celery's start-up banner lists the queues a worker consumes: the test's, not the default.
+    logs = "\n".join(p.read_text() for p in (celery_run["home"] / "logs").glob("celery-*.log"))
+    assert logs.count(f".> {celery_run['queue']} ") == 2, logs[:2000]
+    assert ".> dagster " not in logs
 
 
 def test_the_books_were_built_in_the_one_warehouse_both_workers_wrote(celery_run):
