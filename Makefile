@@ -26,8 +26,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cei demo
 
+# Two workers, each taking whole test files (their module fixtures build once): most of a test's
+# time is one Python thread driving Dagster, dbt or a subprocess, so two share the two cores well.
+# TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
+
 test: $(BENCH_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ui: $(STAMP)
 	$(BIN)/cei ui
