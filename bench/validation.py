@@ -1234,7 +1234,9 @@ def main(argv: list[str] | None = None) -> int:
                             data_dir=args.data_dir, work_dir=args.work_dir, engines=engines, command=command.strip(),
                             quiet_wait_s=args.quiet_wait, profile=args.profile)
     print(f"report: {args.out} (section {START_MARKER}), plot: {png}")
-    return 1 if outcome["disagreements"] else 0
+    # Exit 1 when the engines disagree or a target is missed: `python -m bench` reports it.
+    missed = [t for t in outcome["summary"]["targets"] if not t["holds"]]
+    return 1 if outcome["disagreements"] or missed else 0
 
 
 if __name__ == "__main__":
