@@ -2,7 +2,6 @@
 
 
 import datetime as dt
-import os
 
 import dagster as dg
 
@@ -29,7 +28,7 @@ def daily_executor() -> dg.ExecutorDefinition:
     stays out of the job's definition and its run config. Celery needs an instance every worker
     can reach: the production profile (PostgreSQL).
     """
-    choice = os.environ.get("CEI_EXECUTOR", "in_process")
+    choice = settings.executor()
     if choice == "multiprocess":
         return dg.multiprocess_executor.configured(
             {"start_method": {"forkserver": {"preload_modules": ["cei_assets.definitions"]}}},
@@ -46,7 +45,7 @@ def daily_executor() -> dg.ExecutorDefinition:
              "config_source": {"task_default_queue": settings.celery_queue()}},
             name="celery",
         )
-    raise ValueError(f"CEI_EXECUTOR must be in_process, multiprocess or celery, not {choice!r}")
+    raise AssertionError(choice)  # settings.executor() admits only the three above
 
 
 daily_books_job = dg.define_asset_job(

@@ -275,6 +275,17 @@ def celery_queue() -> str:
     return os.environ.get("CEI_CELERY_QUEUE", "").strip() or _CELERY_DEFAULTS["CEI_CELERY_QUEUE"]
 
 
+EXECUTORS = ("in_process", "multiprocess", "celery")
+
+
+def executor() -> str:
+    """``CEI_EXECUTOR``: how the daily job runs its steps (see cei_assets/jobs.py); default in process."""
+    choice = os.environ.get("CEI_EXECUTOR", "").strip() or "in_process"
+    if choice not in EXECUTORS:
+        raise SettingsError(f"CEI_EXECUTOR must be in_process, multiprocess or celery, not {choice!r}")
+    return choice
+
+
 def check_environment() -> str:
     """Load the secrets file and check the profile's variables, writing nothing; return the profile.
 
@@ -282,6 +293,7 @@ def check_environment() -> str:
     """
     load_secrets_file()
     chosen = profile()
+    executor()
     if chosen == PRODUCTION:
         _require_postgres()
     url = warehouse_url()

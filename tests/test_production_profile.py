@@ -359,15 +359,18 @@ def test_a_queued_run_on_a_module_with_a_syntax_error_names_the_error_and_where_
     assert full_report.is_relative_to(home / "logs") and "SyntaxError" in full_report.read_text()
 
 
-def test_a_queued_run_on_a_setting_that_makes_the_definitions_raise_names_the_setting(tmp_path):
+@pytest.mark.parametrize("how", [["--queue", "--wait-timeout", "1"], ["--select", "group:landing"], []],
+                         ids=["queued", "selected", "in-process"])
+def test_a_run_on_a_setting_the_definitions_cannot_use_is_refused_naming_the_setting(tmp_path, how):
+    # Checked before anything loads: the same sentence whichever way the run would have gone.
     home = tmp_path / "home"
     (home / "landing").mkdir(parents=True)
-
-    _, line = _run_queued([CEI], clean_env(home, CEI_EXECUTOR="threads"))
-
-    assert "the code location cei of" in line
-    assert "failed to load: ValueError: CEI_EXECUTOR must be in_process, multiprocess or celery, not 'threads'" in line
-    assert Path(line.rsplit("full error in ", 1)[1]).is_file()
+    run = subprocess.run([CEI, "run", "--date", DATE.isoformat(), *how], env=clean_env(home, CEI_EXECUTOR="threads"),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "CEI_EXECUTOR must be in_process, multiprocess or celery, not 'threads'" in run.stderr
+    assert "queued run" not in run.stdout and "running the daily graph" not in run.stdout
 
 
 # --------------------------------------------------------------------------- daemon and webserver
