@@ -150,6 +150,9 @@ def _watch_progress(instance, invocation: str, done: threading.Event) -> None:
             else:
                 time.sleep(0.2)
                 continue
+        # Read after noting whether the run is over, so the last read sees its last events: a
+        # check of `done` after the read would miss what happened between the two.
+        finished = done.is_set()
         logs = instance.all_logs(run_id)
         for entry in logs[seen:]:
             event = entry.dagster_event
@@ -166,7 +169,7 @@ def _watch_progress(instance, invocation: str, done: threading.Event) -> None:
             elif name == "STEP_SKIPPED":
                 console.print(f"  [yellow]skip[/yellow] {event.step_key}")
         seen = len(logs)
-        if done.is_set():
+        if finished:
             return
         time.sleep(0.3)
 
@@ -262,7 +265,7 @@ def run_date(business_date: dt.date, quiet: bool = False, select: list | None = 
         )
         done.set()
         if watcher is not None:
-            watcher.join(timeout=10)
+            watcher.join(timeout=60)  # its last read of the run's events; quick, unless the machine is loaded
     took = time.perf_counter() - started
     if result.success:
         console.print(f"[green]{business_date}: run {result.run_id[:8]} succeeded[/green] in {took:.1f}s")
@@ -314,7 +317,7 @@ def run_date_queued(business_date: dt.date, select: list | None = None, wait_tim
                 pass
             finally:
                 done.set()
-                watcher.join(timeout=10)
+                watcher.join(timeout=60)  # its last read of the run's events; quick, unless the machine is loaded
     except CodeLocationNotLoaded as error:
         # The operator needs what failed and where to read more, not Dagster's traceback.
         with log_path.open("a", encoding="utf-8") as log_file:

@@ -110,7 +110,7 @@ def test_cei_run_queue_goes_through_the_daemons_queue_and_names_the_failed_check
     assert queued, run.stdout
     named = rf"^  - check landing/eod_prices / {FAILED_CHECK}: .*{deployment['symbol']}.* \(failed\)$"
     assert re.search(named, run.stdout, re.MULTILINE), run.stdout
-    assert re.search(r"^  FAIL eod_prices_rules$", run.stdout, re.MULTILINE), "each step is printed as it finishes"
+    assert re.search(r"^  FAIL eod_prices_rules$", run.stdout, re.MULTILINE), f"each step is printed as it finishes:\n{run.stdout}"
 
     events = graphql(deployment["services"].url, RUN_EVENTS, {"id": queued.group(1)})["runOrError"]
     kinds = [event["__typename"] for event in events["eventConnection"]["events"]]
