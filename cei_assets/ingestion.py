@@ -167,8 +167,8 @@ def _read_one_file(
         # Each row carries its line now, so the raw table need not keep the file's order:
         # unordered, DuckDB compresses and writes the rows to the warehouse file from every
         # thread during the INSERT, instead of all at once on one thread at the checkpoint that
-        # makes them durable (10 million quotes: 3.1 s instead of 6.9 s, load and checkpoint;
-        # the file is 40% smaller). Every rule and sample orders by _source_file/_source_line.
+        # makes them durable (10 million quotes on two idle cores: 2.75 s instead of 3.85 s, load
+        # and checkpoint, bench/cei_variants.py; the file is 40% smaller). Every rule and sample orders by _source_file/_source_line.
         conn.execute("SET preserve_insertion_order = false")
         inserted = conn.execute(
             f"INSERT INTO {raw_table(dataset)} SELECT {', '.join(selected)} FROM {numbered}"

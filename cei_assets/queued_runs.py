@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from cei_assets import settings
+from cei_assets.jobs import DAILY_JOB
 
 WORKSPACE_FILE = settings.PROJECT_ROOT / "workspace.yaml"
 LOCATION = "cei"  # workspace.yaml's location_name
@@ -97,10 +98,6 @@ def submit_daily_run(instance: dg.DagsterInstance, tags: dict[str, str], landing
             location = workspace.get_code_location(LOCATION)
         except DagsterCodeLocationLoadError as error:
             raise _load_failure(error) from None
-        # Imported once the location has loaded: the jobs module reads the location's configuration
-        # (CEI_EXECUTOR), whose errors are reported above as the location's, not as this process's.
-        from cei_assets.jobs import DAILY_JOB
-
         (repository,) = location.get_repositories().values()
         selected = frozenset(asset_selection) if asset_selection else None
         remote_job = location.get_job(JobSubsetSelector(

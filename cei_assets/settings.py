@@ -282,7 +282,7 @@ def executor() -> str:
     """``CEI_EXECUTOR``: how the daily job runs its steps (see cei_assets/jobs.py); default in process."""
     choice = os.environ.get("CEI_EXECUTOR", "").strip() or "in_process"
     if choice not in EXECUTORS:
-        raise SettingsError(f"CEI_EXECUTOR must be in_process, multiprocess or celery, not {choice!r}")
+        raise SettingsError(f"CEI_EXECUTOR must be {', '.join(EXECUTORS[:-1])} or {EXECUTORS[-1]}, not {choice!r}")
     return choice
 
 
